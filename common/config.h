@@ -1,0 +1,86 @@
+/* Configuration shared by herald-gateway and herald-relay.
+ *
+ * Sources, later ones overriding earlier ones:
+ *   1. built-in defaults (and, when no app is configured at all, the
+ *      development app app-1 / app-key / app-secret);
+ *   2. the JSON file given with --config FILE;
+ *   3. environment variables (HERALD_*), see config.c for the full list;
+ *   4. command-line flags such as --port.
+ * docs/configuration.md documents every setting. */
+#ifndef HERALD_CONFIG_H
+#define HERALD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+
+#define CONFIG_ERROR_MAX 256
+
+struct app_config {
+    char *id;
+    char *key;
+    char *secret;
+    bool enabled;
+    bool enable_client_messages;
+    bool enable_user_authentication;
+
+    /* Limits; a value < 0 means unlimited where the comment says so. */
+    int max_connections;             /* per app across the cluster; -1 unlimited */
+    int max_client_events_per_second; /* per connection */
+    int max_presence_members;
+    int max_presence_member_bytes;   /* size of one member's channel_data */
+    int max_event_payload_bytes;     /* `data` of one event, HTTP API and client events */
+    int max_channels_per_trigger;
+    int max_batch_size;
+    int max_channel_name_length;
+    int max_event_name_length;
+};
+
+struct redis_config {
+    char *host;
+    int port;
+    char *username; /* NULL unless an ACL user is configured */
+    char *password; /* secret: never log */
+    int database;
+};
+
+struct herald_config {
+    struct redis_config redis;
+    char *prefix; /* Redis key and topic prefix, default "herald:" */
+
+    char *gateway_host;
+    int gateway_port;
+    char *relay_host;
+    int relay_port;
+
+    enum log_level log_level;
+
+    int activity_timeout;      /* seconds, sent to clients and used for server pings */
+    int pong_timeout;          /* seconds to wait for any frame after a server ping */
+    bool strict_protocol;      /* reject a missing ?protocol= with 4008 */
+    int max_message_bytes;     /* largest inbound WebSocket message */
+    int max_outbound_queue_bytes; /* per connection; a slower client is closed */
+    int auth_timestamp_window; /* seconds of clock skew accepted on HTTP API requests */
+    int max_request_body_bytes; /* HTTP API body cap */
+
+    struct app_config *apps;
+    size_t app_count;
+    bool using_development_app; /* true when the built-in app-1 is in use */
+};
+
+/* Fills `cfg` from defaults, the optional file at `path`, then the
+ * environment. Returns 0, or -1 with a message in `err` naming the setting
+ * or file that is wrong. On error `cfg` is left freed. */
+int config_load(struct herald_config *cfg, const char *path, char *err, size_t err_len);
+
+/* Parses a JSON config document (the file's content) over the defaults;
+ * exposed for unit tests. Same return convention as config_load. */
+int config_load_string(struct herald_config *cfg, const char *json, char *err, size_t err_len);
+
+void config_free(struct herald_config *cfg);
+
+const struct app_config *config_find_app_by_key(const struct herald_config *cfg, const char *key);
+const struct app_config *config_find_app_by_id(const struct herald_config *cfg, const char *id);
+
+#endif

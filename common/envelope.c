@@ -1,0 +1,74 @@
+#include "envelope.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void envelope_encode(struct strbuf *out, const char *exclude, unsigned flags,
+                     const char *frame, size_t frame_len)
+{
+    strbuf_appendf(out, ENVELOPE_VERSION " %s %x\n",
+                   exclude && exclude[0] ? exclude : "-", flags);
+    strbuf_append(out, frame, frame_len);
+}
+
+static int parse_hex(const char *s, size_t len, unsigned *value)
+{
+    if (len == 0 || len > 8)
+        return -1;
+
+    unsigned v = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        unsigned digit;
+        if (c >= '0' && c <= '9')
+            digit = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            digit = (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            digit = (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+        v = (v << 4) | digit;
+    }
+    *value = v;
+    return 0;
+}
+
+int envelope_decode(const char *buf, size_t len, struct envelope *out)
+{
+    const char *end = buf + len;
+    const char *newline = memchr(buf, '\n', len);
+    if (!newline)
+        return -1;
+
+    /* Version. */
+    size_t version_len = strlen(ENVELOPE_VERSION);
+    if ((size_t)(newline - buf) < version_len + 1 ||
+        memcmp(buf, ENVELOPE_VERSION, version_len) != 0 || buf[version_len] != ' ')
+        return -1;
+
+    /* Excluded socket_id, "-" for none. */
+    const char *field = buf + version_len + 1;
+    const char *space = memchr(field, ' ', (size_t)(newline - field));
+    if (!space || space == field || (size_t)(space - field) > ENVELOPE_SOCKET_ID_MAX)
+        return -1;
+    if (space - field == 1 && field[0] == '-') {
+        out->exclude = NULL;
+        out->exclude_len = 0;
+    } else {
+        out->exclude = field;
+        out->exclude_len = (size_t)(space - field);
+    }
+
+    /* Flags; a later header version may append fields after a space. */
+    const char *flags = space + 1;
+    const char *flags_end = memchr(flags, ' ', (size_t)(newline - flags));
+    if (!flags_end)
+        flags_end = newline;
+    if (parse_hex(flags, (size_t)(flags_end - flags), &out->flags) != 0)
+        return -1;
+
+    out->frame = newline + 1;
+    out->frame_len = (size_t)(end - out->frame);
+    return 0;
+}

@@ -1,0 +1,7 @@
+#include "keys.h"
+
+void keys_channel_topic(struct strbuf *out, const char *prefix, const char *app_id,
+                        const char *channel)
+{
+    strbuf_appendf(out, "%sch:{%s:%s}", prefix, app_id, channel);
+}

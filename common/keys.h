@@ -1,0 +1,15 @@
+/* Names of Redis keys and pub/sub topics.
+ *
+ * `prefix` is the configured installation prefix (default "herald:"). Keys
+ * about one channel carry the hash tag {app:channel}, so they live on one
+ * Redis Cluster slot together with the channel's topic. */
+#ifndef HERALD_KEYS_H
+#define HERALD_KEYS_H
+
+#include "strbuf.h"
+
+/* <prefix>ch:{<app_id>:<channel>} */
+void keys_channel_topic(struct strbuf *out, const char *prefix, const char *app_id,
+                        const char *channel);
+
+#endif
