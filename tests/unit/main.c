@@ -1,0 +1,6 @@
+#include <CUnit/Basic.h>
+
+int main(void)
+{
+    return 0;
+}
