@@ -1,4 +1,151 @@
-int main(void)
+/* herald-gateway: holds client WebSocket connections, speaks the Pusher
+ * protocol and relays each channel's events from Redis to its local
+ * subscribers. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "channels.h"
+#include "gateway.h"
+#include "liveness.h"
+#include "log.h"
+#include "server.h"
+
+struct gateway gateway;
+
+static uv_signal_t sigterm_handle;
+static uv_signal_t sigint_handle;
+
+static void usage(FILE *out)
 {
+    fprintf(out,
+            "Usage: herald-gateway [--config FILE] [--host ADDR] [--port N]\n"
+            "\n"
+            "  --config FILE  JSON configuration file (see docs/configuration.md)\n"
+            "  --host ADDR    address to listen on (overrides gateway_host)\n"
+            "  --port N       WebSocket port (overrides gateway_port, default 6001)\n"
+            "  --help         show this help\n"
+            "\n"
+            "Every setting can also come from an environment variable (HERALD_*).\n");
+}
+
+static int parse_port(const char *text, int *port)
+{
+    char *end;
+    long value = strtol(text, &end, 10);
+    if (!text[0] || *end || value < 1 || value > 65535)
+        return -1;
+    *port = (int)value;
+    return 0;
+}
+
+static void on_stop_signal(uv_signal_t *handle, int signum)
+{
+    (void)handle;
+    if (gateway.stopping)
+        return;
+    gateway.stopping = true;
+    log_info("received signal %d; closing %llu connections and stopping", signum,
+             (unsigned long long)gateway.connection_count);
+
+    uv_signal_stop(&sigterm_handle);
+    uv_signal_stop(&sigint_handle);
+    uv_close((uv_handle_t *)&sigterm_handle, NULL);
+    uv_close((uv_handle_t *)&sigint_handle, NULL);
+
+    liveness_stop();
+    server_stop();
+    channels_shutdown();
+}
+
+static void init_node_identity(void)
+{
+    uint32_t random_number = 0;
+    if (getrandom(&random_number, sizeof random_number, 0) != (ssize_t)sizeof random_number)
+        random_number = (uint32_t)getpid() ^ (uint32_t)time(NULL);
+    /* Nonzero and at most 10 digits, like the socket_ids of other servers. */
+    gateway.node_number = random_number % 2000000000u + 1;
+    srand(random_number);
+
+    char host[64];
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "gateway");
+    host[sizeof host - 1] = '\0';
+    snprintf(gateway.node_id, sizeof gateway.node_id, "%.16s-%d-%u", host, (int)getpid(),
+             gateway.node_number);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    const char *host = NULL;
+    int port = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            host = argv[++i];
+        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            if (parse_port(argv[++i], &port) != 0) {
+                fprintf(stderr, "herald-gateway: invalid --port %s: expected 1 to 65535\n", argv[i]);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "herald-gateway: unknown or incomplete option %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+
+    char err[CONFIG_ERROR_MAX];
+    if (config_load(&gateway.config, config_path, err, sizeof err) != 0) {
+        fprintf(stderr, "herald-gateway: %s\n", err);
+        return 1;
+    }
+    if (port)
+        gateway.config.gateway_port = port;
+    if (host) {
+        free(gateway.config.gateway_host);
+        gateway.config.gateway_host = strdup(host);
+    }
+
+    log_init("gateway", gateway.config.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    init_node_identity();
+
+    if (gateway.config.using_development_app)
+        log_warn("no apps configured: using the development app id=app-1 key=app-key "
+                 "secret=app-secret; configure real apps before exposing this server");
+
+    gateway.loop = uv_default_loop();
+    if (server_start() != 0) {
+        config_free(&gateway.config);
+        return 1;
+    }
+    channels_init();
+    liveness_start();
+
+    uv_signal_init(gateway.loop, &sigterm_handle);
+    uv_signal_start(&sigterm_handle, on_stop_signal, SIGTERM);
+    uv_signal_init(gateway.loop, &sigint_handle);
+    uv_signal_start(&sigint_handle, on_stop_signal, SIGINT);
+
+    log_info("listening on ws://%s:%d/app/{key} node=%s redis=%s:%d prefix=%s apps=%zu",
+             gateway.config.gateway_host, gateway.config.gateway_port, gateway.node_id,
+             gateway.config.redis.host, gateway.config.redis.port, gateway.config.prefix,
+             gateway.config.app_count);
+
+    uv_run(gateway.loop, UV_RUN_DEFAULT);
+
+    uv_loop_close(gateway.loop);
+    config_free(&gateway.config);
+    log_info("stopped");
     return 0;
 }

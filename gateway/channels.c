@@ -1,0 +1,354 @@
+#include "channels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "envelope.h"
+#include "frame.h"
+#include "gateway.h"
+#include "hashmap.h"
+#include "keys.h"
+#include "log.h"
+
+/* Where this gateway stands with Redis for one channel's topic. */
+enum topic_state {
+    TOPIC_IDLE = 0,      /* not subscribed in Redis */
+    TOPIC_SUBSCRIBING,   /* SUBSCRIBE sent, confirmation pending */
+    TOPIC_SUBSCRIBED,
+    TOPIC_UNSUBSCRIBING, /* UNSUBSCRIBE sent, confirmation pending */
+};
+
+/* A local subscriber; `index` is the position of the matching entry in
+ * conn->subscriptions. */
+struct subscriber {
+    struct connection *conn;
+    uint32_t index;
+};
+
+struct channel {
+    const struct app_config *app;
+    char *name;
+    char *topic; /* the hash map key */
+    size_t topic_len;
+
+    struct subscriber *subscribers;
+    uint32_t count;
+    uint32_t capacity;
+    uint32_t pending; /* subscribers still waiting for subscription_succeeded */
+
+    uint8_t state;
+};
+
+/* topic -> struct channel */
+static struct hashmap channel_index;
+
+static uint64_t malformed_envelopes;
+
+static void *checked_realloc(void *p, size_t size)
+{
+    void *q = realloc(p, size);
+    if (!q) {
+        log_error("out of memory growing a channel table to %zu bytes", size);
+        abort();
+    }
+    return q;
+}
+
+/* ---- channel lifetime ------------------------------------------------- */
+
+static struct channel *channel_create(const struct app_config *app, const char *name,
+                                      const char *topic, size_t topic_len)
+{
+    size_t name_len = strlen(name);
+    struct channel *ch = checked_realloc(NULL, sizeof *ch + name_len + 1 + topic_len + 1);
+    memset(ch, 0, sizeof *ch);
+    ch->app = app;
+    ch->name = (char *)(ch + 1);
+    memcpy(ch->name, name, name_len + 1);
+    ch->topic = ch->name + name_len + 1;
+    memcpy(ch->topic, topic, topic_len);
+    ch->topic[topic_len] = '\0';
+    ch->topic_len = topic_len;
+    hashmap_put(&channel_index, ch->topic, ch->topic_len, ch);
+    return ch;
+}
+
+static void channel_destroy(struct channel *ch)
+{
+    hashmap_remove(&channel_index, ch->topic, ch->topic_len);
+    free(ch->subscribers);
+    free(ch);
+}
+
+/* Moves the topic's Redis state towards "subscribed exactly while someone
+ * local listens". Called after every change of subscribers or of state;
+ * frees the channel once it is idle and empty. */
+static void channel_reconcile(struct channel *ch)
+{
+    bool wanted = ch->count > 0;
+
+    switch (ch->state) {
+    case TOPIC_IDLE:
+        if (!wanted) {
+            channel_destroy(ch);
+        } else if (bus_subscribe(ch->topic, ch->topic_len) == 0) {
+            ch->state = TOPIC_SUBSCRIBING;
+        }
+        /* Otherwise Redis is down: the reconnect subscribes again. */
+        break;
+    case TOPIC_SUBSCRIBED:
+        if (!wanted) {
+            if (bus_unsubscribe(ch->topic, ch->topic_len) == 0)
+                ch->state = TOPIC_UNSUBSCRIBING;
+            else
+                channel_destroy(ch);
+        }
+        break;
+    default:
+        /* A confirmation is on its way; decide when it arrives. hiredis
+         * 0.14 loses track of a topic that is subscribed again before its
+         * UNSUBSCRIBE is confirmed, so never overlap the two. */
+        break;
+    }
+}
+
+/* ---- subscriber arrays ------------------------------------------------ */
+
+static void send_subscription_succeeded(struct connection *conn, struct channel *ch)
+{
+    struct strbuf frame;
+    strbuf_init(&frame);
+    frame_render_event(&frame, "pusher_internal:subscription_succeeded", ch->name, "{}", 2, NULL);
+    connection_send_frame(conn, frame.data, frame.len);
+    strbuf_free(&frame);
+}
+
+static void channel_add_subscriber(struct channel *ch, struct connection *conn)
+{
+    if (ch->count == ch->capacity) {
+        ch->capacity = ch->capacity ? ch->capacity * 2 : 4;
+        ch->subscribers = checked_realloc(ch->subscribers, ch->capacity * sizeof *ch->subscribers);
+    }
+    if (conn->subscription_count == conn->subscription_capacity) {
+        conn->subscription_capacity = conn->subscription_capacity ? conn->subscription_capacity * 2 : 2;
+        conn->subscriptions = checked_realloc(conn->subscriptions,
+                                              conn->subscription_capacity * sizeof *conn->subscriptions);
+    }
+
+    uint32_t index = conn->subscription_count++;
+    uint32_t slot = ch->count++;
+    ch->subscribers[slot] = (struct subscriber){ conn, index };
+
+    struct subscription *sub = &conn->subscriptions[index];
+    sub->channel = ch;
+    sub->slot = slot;
+    if (ch->state == TOPIC_SUBSCRIBED) {
+        sub->state = SUBSCRIPTION_ACTIVE;
+        send_subscription_succeeded(conn, ch);
+    } else {
+        sub->state = SUBSCRIPTION_PENDING;
+        ch->pending++;
+    }
+}
+
+/* Removes conn->subscriptions[index] from both arrays by moving the last
+ * entry of each into the hole and fixing that entry's back reference. */
+static void remove_subscription(struct connection *conn, uint32_t index)
+{
+    struct subscription *sub = &conn->subscriptions[index];
+    struct channel *ch = sub->channel;
+    if (sub->state == SUBSCRIPTION_PENDING)
+        ch->pending--;
+
+    uint32_t slot = sub->slot;
+    ch->subscribers[slot] = ch->subscribers[--ch->count];
+    if (slot < ch->count) {
+        struct subscriber *moved = &ch->subscribers[slot];
+        moved->conn->subscriptions[moved->index].slot = slot;
+    }
+
+    conn->subscriptions[index] = conn->subscriptions[--conn->subscription_count];
+    if (index < conn->subscription_count) {
+        struct subscription *moved = &conn->subscriptions[index];
+        moved->channel->subscribers[moved->slot].index = index;
+    }
+
+    channel_reconcile(ch);
+}
+
+static int find_subscription(const struct connection *conn, const char *name)
+{
+    for (uint32_t i = 0; i < conn->subscription_count; i++) {
+        if (strcmp(conn->subscriptions[i].channel->name, name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* ---- public API ------------------------------------------------------- */
+
+int channels_subscribe(struct connection *conn, const char *name)
+{
+    if (find_subscription(conn, name) >= 0)
+        return -1;
+
+    struct strbuf topic;
+    strbuf_init(&topic);
+    keys_channel_topic(&topic, gateway.config.prefix, conn->app->id, name);
+
+    struct channel *ch = hashmap_get(&channel_index, topic.data, topic.len);
+    if (!ch)
+        ch = channel_create(conn->app, name, topic.data, topic.len);
+    strbuf_free(&topic);
+
+    channel_add_subscriber(ch, conn);
+    channel_reconcile(ch);
+    return 0;
+}
+
+int channels_unsubscribe(struct connection *conn, const char *name)
+{
+    int index = find_subscription(conn, name);
+    if (index < 0)
+        return -1;
+    remove_subscription(conn, (uint32_t)index);
+    return 0;
+}
+
+void channels_unsubscribe_all(struct connection *conn)
+{
+    while (conn->subscription_count)
+        remove_subscription(conn, conn->subscription_count - 1);
+    free(conn->subscriptions);
+    conn->subscriptions = NULL;
+    conn->subscription_capacity = 0;
+}
+
+size_t channels_count(void)
+{
+    return channel_index.count;
+}
+
+/* ---- Redis events ----------------------------------------------------- */
+
+static void on_bus_connected(void)
+{
+    /* Collect the channels first: the map must not be iterated while
+     * reconcile may change it. */
+    size_t cursor = 0;
+    struct hashmap_entry *e;
+    size_t n = channel_index.count, i = 0;
+    struct channel **all = checked_realloc(NULL, (n ? n : 1) * sizeof *all);
+    while ((e = hashmap_next(&channel_index, &cursor)) && i < n)
+        all[i++] = e->value;
+    for (size_t j = 0; j < i; j++)
+        channel_reconcile(all[j]);
+    free(all);
+    if (i)
+        log_info("redis pubsub: resubscribing %zu channel topics", i);
+}
+
+static void on_bus_disconnected(void)
+{
+    /* Redis forgot every subscription with the connection. Keep the
+     * clients; they stay subscribed and the topics come back on reconnect. */
+    size_t cursor = 0;
+    struct hashmap_entry *e;
+    while ((e = hashmap_next(&channel_index, &cursor))) {
+        struct channel *ch = e->value;
+        ch->state = TOPIC_IDLE;
+        if (ch->count == 0)
+            channel_destroy(ch);
+    }
+}
+
+static void on_bus_subscribed(const char *topic, size_t topic_len)
+{
+    struct channel *ch = hashmap_get(&channel_index, topic, topic_len);
+    if (!ch || ch->state != TOPIC_SUBSCRIBING)
+        return;
+
+    ch->state = TOPIC_SUBSCRIBED;
+    for (uint32_t i = 0; i < ch->count && ch->pending; i++) {
+        struct subscriber *s = &ch->subscribers[i];
+        struct subscription *sub = &s->conn->subscriptions[s->index];
+        if (sub->state != SUBSCRIPTION_PENDING)
+            continue;
+        sub->state = SUBSCRIPTION_ACTIVE;
+        ch->pending--;
+        send_subscription_succeeded(s->conn, ch);
+    }
+    channel_reconcile(ch);
+}
+
+static void on_bus_unsubscribed(const char *topic, size_t topic_len)
+{
+    struct channel *ch = hashmap_get(&channel_index, topic, topic_len);
+    if (!ch || ch->state != TOPIC_UNSUBSCRIBING)
+        return;
+    ch->state = TOPIC_IDLE;
+    channel_reconcile(ch);
+}
+
+static bool socket_id_equals(const struct connection *conn, const char *id, size_t len)
+{
+    return strncmp(conn->socket_id, id, len) == 0 && conn->socket_id[len] == '\0';
+}
+
+/* Delivers one published frame to every active local subscriber except the
+ * excluded socket. The frame is copied once into a shared message; each
+ * recipient's queue only takes a reference. */
+static void on_bus_message(const char *topic, size_t topic_len, const char *payload, size_t len)
+{
+    struct channel *ch = hashmap_get(&channel_index, topic, topic_len);
+    if (!ch || ch->count == 0)
+        return;
+
+    struct envelope env;
+    if (envelope_decode(payload, len, &env) != 0) {
+        /* Logged for the first and then every 1000th, so a misbehaving
+         * publisher cannot flood the log. */
+        if (malformed_envelopes++ % 1000 == 0)
+            log_warn("dropped malformed envelope on topic %.*s (%llu so far)", (int)topic_len,
+                     topic, (unsigned long long)malformed_envelopes);
+        return;
+    }
+
+    struct message *m = message_new(env.frame, env.frame_len);
+    for (uint32_t i = 0; i < ch->count; i++) {
+        struct subscriber *s = &ch->subscribers[i];
+        if (s->conn->subscriptions[s->index].state != SUBSCRIPTION_ACTIVE)
+            continue;
+        if (env.exclude && socket_id_equals(s->conn, env.exclude, env.exclude_len))
+            continue;
+        connection_send(s->conn, m);
+    }
+    message_release_if_unused(m);
+}
+
+static const struct bus_callbacks channel_bus_callbacks = {
+    .connected = on_bus_connected,
+    .disconnected = on_bus_disconnected,
+    .subscribed = on_bus_subscribed,
+    .unsubscribed = on_bus_unsubscribed,
+    .message = on_bus_message,
+};
+
+void channels_init(void)
+{
+    hashmap_init(&channel_index);
+    bus_start(&channel_bus_callbacks);
+}
+
+void channels_shutdown(void)
+{
+    /* Called after every connection is gone, so each channel left is only
+     * waiting for a Redis confirmation that no longer matters. */
+    size_t cursor = 0;
+    struct hashmap_entry *e;
+    while ((e = hashmap_next(&channel_index, &cursor)))
+        channel_destroy(e->value);
+    bus_stop();
+    hashmap_free(&channel_index);
+}

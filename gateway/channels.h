@@ -1,0 +1,33 @@
+/* The gateway's local channel index and its Redis topic subscriptions.
+ *
+ * Interest-based routing: a gateway SUBSCRIBEs a channel's topic when its
+ * first local client subscribes and UNSUBSCRIBEs after the last one leaves.
+ * A client's subscription_succeeded is sent only once Redis has confirmed
+ * the topic, so every event published after the client saw the
+ * confirmation reaches it. */
+#ifndef HERALD_GATEWAY_CHANNELS_H
+#define HERALD_GATEWAY_CHANNELS_H
+
+#include <stddef.h>
+
+#include "connection.h"
+
+void channels_init(void);
+void channels_shutdown(void);
+
+/* Subscribes `conn` to `name`; the caller has checked the name and auth.
+ * Sends subscription_succeeded now when the topic is already in place,
+ * otherwise when Redis confirms it. Returns 0, or -1 when `conn` is
+ * already subscribed (or subscribing) to that channel. */
+int channels_subscribe(struct connection *conn, const char *name);
+
+/* Removes `conn` from `name`. Returns 0, or -1 when it was not subscribed. */
+int channels_unsubscribe(struct connection *conn, const char *name);
+
+/* Removes every subscription of a closing connection. */
+void channels_unsubscribe_all(struct connection *conn);
+
+/* Number of channels with local subscribers, for logs and metrics. */
+size_t channels_count(void);
+
+#endif

@@ -1,0 +1,85 @@
+/* One client WebSocket connection.
+ *
+ * libwebsockets allocates this as the per-session data of each wsi, zeroed,
+ * so a connection costs no allocation of its own until it subscribes or
+ * queues frames. */
+#ifndef HERALD_GATEWAY_CONNECTION_H
+#define HERALD_GATEWAY_CONNECTION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "message.h"
+
+struct channel;
+
+enum subscription_state {
+    SUBSCRIPTION_PENDING = 0, /* waiting for Redis to confirm the topic */
+    SUBSCRIPTION_ACTIVE,      /* subscription_succeeded was sent */
+};
+
+/* One channel this connection subscribed to; `slot` is its index in the
+ * channel's subscriber array, kept current when that array is compacted. */
+struct subscription {
+    struct channel *channel;
+    uint32_t slot;
+    uint8_t state;
+};
+
+enum liveness_list {
+    LIVENESS_NONE = 0,
+    LIVENESS_IDLE,   /* waiting for inbound traffic */
+    LIVENESS_PINGED, /* server ping sent, waiting for any frame */
+};
+
+#define SOCKET_ID_MAX 32
+
+struct connection {
+    struct lws *wsi;
+    const struct app_config *app;
+    char socket_id[SOCKET_ID_MAX];
+
+    struct message_queue outbound;
+
+    struct subscription *subscriptions;
+    uint32_t subscription_count;
+    uint32_t subscription_capacity;
+
+    /* Inbound message assembly, used only for messages that arrive in
+     * several fragments. */
+    char *rx_buffer;
+    uint32_t rx_length;
+    bool rx_oversize; /* dropping the rest of an over-long message */
+
+    /* Liveness: intrusive doubly linked list, ordered by `liveness_since`. */
+    struct connection *liveness_prev;
+    struct connection *liveness_next;
+    uint64_t liveness_since;
+    uint8_t liveness_list;
+    bool send_protocol_ping;
+
+    bool established; /* connection_established was queued */
+    bool closing;     /* close after the queue drains */
+    uint16_t close_code;
+    char close_reason[96];
+};
+
+/* Queues `m` for this connection and asks for a writable callback. A client
+ * whose queue would exceed max_outbound_queue_bytes is closed instead. */
+void connection_send(struct connection *conn, struct message *m);
+
+/* Renders nothing; copies `frame` into a new message for this connection only. */
+void connection_send_frame(struct connection *conn, const char *frame, size_t len);
+
+/* Sends pusher:error with `code` (or null when code < 0) and keeps the connection. */
+void connection_send_error(struct connection *conn, int code, const char *message);
+
+/* Sends pusher:error with `code`, then closes with the same code once
+ * everything queued before it is written. */
+void connection_close_with_error(struct connection *conn, int code, const char *message);
+
+/* Closes with `code` after the queue drains, without a pusher:error frame. */
+void connection_close(struct connection *conn, int code, const char *reason);
+
+#endif

@@ -1,0 +1,38 @@
+/* Process-wide state of one gateway node.
+ *
+ * Everything runs on one libuv loop: libwebsockets, both hiredis
+ * connections and the timers, so no structure here needs a lock. */
+#ifndef HERALD_GATEWAY_H
+#define HERALD_GATEWAY_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+
+struct gateway {
+    struct herald_config config;
+    uv_loop_t *loop;
+    struct lws_context *lws;
+
+    /* First half of every socket_id: random per process, so two gateways
+     * practically never hand out the same id. */
+    uint32_t node_number;
+    char node_id[32];       /* "<hostname>-<pid>-<node_number>", for logs and Redis */
+    uint64_t next_socket_serial;
+
+    uint64_t connection_count;
+    bool stopping;
+};
+
+extern struct gateway gateway;
+
+/* Milliseconds from the loop's monotonic clock, refreshed each iteration. */
+static inline uint64_t gateway_now_ms(void)
+{
+    return uv_now(gateway.loop);
+}
+
+#endif

@@ -1,0 +1,88 @@
+#include "message.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *checked_alloc(void *p, size_t size)
+{
+    if (!p) {
+        fprintf(stderr, "herald-gateway: out of memory allocating %zu bytes\n", size);
+        abort();
+    }
+    return p;
+}
+
+struct message *message_new(const char *frame, size_t len)
+{
+    size_t size = sizeof(struct message) + LWS_PRE + len;
+    struct message *m = checked_alloc(malloc(size), size);
+    m->refs = 0;
+    m->len = (uint32_t)len;
+    memcpy(m->buf + LWS_PRE, frame, len);
+    return m;
+}
+
+struct message *message_new_static(const char *frame)
+{
+    struct message *m = message_new(frame, strlen(frame));
+    m->refs = MESSAGE_STATIC_REFS;
+    return m;
+}
+
+void message_unref(struct message *m)
+{
+    if (m->refs == MESSAGE_STATIC_REFS)
+        return;
+    if (--m->refs == 0)
+        free(m);
+}
+
+void message_release_if_unused(struct message *m)
+{
+    if (m->refs == 0)
+        free(m);
+}
+
+void message_queue_push(struct message_queue *q, struct message *m)
+{
+    if (q->count == q->capacity) {
+        uint32_t capacity = q->capacity ? q->capacity * 2 : 4;
+        size_t size = capacity * sizeof *q->items;
+        struct message **items = checked_alloc(malloc(size), size);
+        /* Unroll the ring so the oldest entry sits at index 0. */
+        for (uint32_t i = 0; i < q->count; i++)
+            items[i] = q->items[(q->head + i) & (q->capacity - 1)];
+        free(q->items);
+        q->items = items;
+        q->capacity = capacity;
+        q->head = 0;
+    }
+
+    q->items[(q->head + q->count) & (q->capacity - 1)] = m;
+    q->count++;
+    q->bytes += m->len;
+    message_ref(m);
+}
+
+struct message *message_queue_peek(const struct message_queue *q)
+{
+    return q->count ? q->items[q->head] : NULL;
+}
+
+void message_queue_pop(struct message_queue *q)
+{
+    struct message *m = q->items[q->head];
+    q->head = (q->head + 1) & (q->capacity - 1);
+    q->count--;
+    q->bytes -= m->len;
+    message_unref(m);
+}
+
+void message_queue_clear(struct message_queue *q)
+{
+    while (q->count)
+        message_queue_pop(q);
+    free(q->items);
+    memset(q, 0, sizeof *q);
+}

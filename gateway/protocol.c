@@ -1,0 +1,304 @@
+#include "protocol.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "channels.h"
+#include "frame.h"
+#include "gateway.h"
+#include "log.h"
+#include "signature.h"
+
+/* Protocol versions that share the wire format this server speaks. */
+#define PROTOCOL_MIN 4
+#define PROTOCOL_MAX 7
+
+/* Deep nesting buys an attacker stack and time in the parser and no
+ * legitimate frame needs it. */
+#define JSON_MAX_DEPTH 16
+
+/* Longest part of client input quoted back in an error message. */
+#define QUOTE_MAX 200
+
+static struct message *pong_frame;
+
+/* ---- connection open -------------------------------------------------- */
+
+static bool parse_protocol_version(const char *text, int *version)
+{
+    if (!text[0] || strlen(text) > 3)
+        return false;
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+    }
+    *version = atoi(text);
+    return true;
+}
+
+void protocol_handle_open(struct connection *conn, const char *path, const char *query_protocol,
+                          int has_protocol)
+{
+    char message[320];
+
+    if (!pong_frame)
+        pong_frame = message_new_static("{\"event\":\"pusher:pong\",\"data\":\"{}\"}");
+
+    if (strncmp(path, "/app/", 5) != 0 || !path[5] || strchr(path + 5, '/')) {
+        snprintf(message, sizeof message, "Path not found: %.*s; connect to /app/{app_key}",
+                 QUOTE_MAX, path);
+        connection_close_with_error(conn, 4005, message);
+        return;
+    }
+
+    const char *key = path + 5;
+    conn->app = config_find_app_by_key(&gateway.config, key);
+    if (!conn->app) {
+        snprintf(message, sizeof message, "App key %.*s does not exist", QUOTE_MAX, key);
+        connection_close_with_error(conn, 4001, message);
+        return;
+    }
+    if (!conn->app->enabled) {
+        snprintf(message, sizeof message, "App %s is disabled", conn->app->id);
+        connection_close_with_error(conn, 4003, message);
+        return;
+    }
+
+    if (!has_protocol) {
+        if (gateway.config.strict_protocol) {
+            connection_close_with_error(conn, 4008,
+                                        "No protocol version supplied; add ?protocol=7 to the URL");
+            return;
+        }
+    } else {
+        int version;
+        if (!parse_protocol_version(query_protocol, &version)) {
+            snprintf(message, sizeof message,
+                     "Invalid version string format: protocol=%.*s is not an integer",
+                     QUOTE_MAX, query_protocol);
+            connection_close_with_error(conn, 4006, message);
+            return;
+        }
+        if (version < PROTOCOL_MIN || version > PROTOCOL_MAX) {
+            snprintf(message, sizeof message,
+                     "Unsupported protocol version %d; this server speaks versions %d to %d",
+                     version, PROTOCOL_MIN, PROTOCOL_MAX);
+            connection_close_with_error(conn, 4007, message);
+            return;
+        }
+    }
+
+    snprintf(conn->socket_id, sizeof conn->socket_id, "%u.%llu", gateway.node_number,
+             (unsigned long long)++gateway.next_socket_serial);
+    conn->established = true;
+
+    struct strbuf frame;
+    strbuf_init(&frame);
+    frame_render_connection_established(&frame, conn->socket_id, gateway.config.activity_timeout);
+    connection_send_frame(conn, frame.data, frame.len);
+    strbuf_free(&frame);
+
+    log_debug("connection open socket_id=%s app=%s", conn->socket_id, conn->app->id);
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void send_subscription_error(struct connection *conn, const char *channel,
+                                    const char *type, const char *message, int status)
+{
+    struct strbuf frame;
+    strbuf_init(&frame);
+    frame_render_subscription_error(&frame, channel, type, message, status);
+    connection_send_frame(conn, frame.data, frame.len);
+    strbuf_free(&frame);
+}
+
+/* Returns the frame's `data` as an object. Clients send an object; a string
+ * that holds a JSON object is accepted too. A parsed string is stored in
+ * *owned, which the caller releases. */
+static json_object *data_object(json_object *frame, json_object **owned)
+{
+    *owned = NULL;
+    json_object *data;
+    if (!json_object_object_get_ex(frame, "data", &data))
+        return NULL;
+    if (json_object_is_type(data, json_type_object))
+        return data;
+    if (!json_object_is_type(data, json_type_string))
+        return NULL;
+
+    json_object *parsed = json_tokener_parse(json_object_get_string(data));
+    if (!parsed || !json_object_is_type(parsed, json_type_object)) {
+        json_object_put(parsed);
+        return NULL;
+    }
+    *owned = parsed;
+    return parsed;
+}
+
+/* Returns the string member `key` of `obj`, or NULL when absent or not a string. */
+static const char *string_member(json_object *obj, const char *key)
+{
+    json_object *value;
+    if (!obj || !json_object_object_get_ex(obj, key, &value) ||
+        !json_object_is_type(value, json_type_string))
+        return NULL;
+    return json_object_get_string(value);
+}
+
+/* ---- pusher:subscribe ------------------------------------------------- */
+
+static void handle_subscribe(struct connection *conn, json_object *frame)
+{
+    char message[512];
+    json_object *owned;
+    json_object *data = data_object(frame, &owned);
+    const char *channel = string_member(data, "channel");
+
+    if (!channel) {
+        connection_send_error(conn, -1,
+                              "Invalid pusher:subscribe: data must be an object with a string channel");
+        goto done;
+    }
+
+    size_t name_len = strlen(channel);
+    if (!channel_name_valid(channel, name_len, (size_t)conn->app->max_channel_name_length)) {
+        snprintf(message, sizeof message,
+                 "Invalid channel name: a name has 1 to %d characters from A-Z a-z 0-9 _ - = @ , . ;",
+                 conn->app->max_channel_name_length);
+        send_subscription_error(conn, channel, "InvalidChannel", message, 400);
+        goto done;
+    }
+
+    struct channel_kind kind = channel_classify(channel);
+    switch (kind.type) {
+    case CHANNEL_RESERVED:
+        send_subscription_error(conn, channel, "InvalidChannel",
+                                "Channel names starting with # are reserved", 400);
+        goto done;
+    case CHANNEL_SERVER_TO_USER:
+        /* TODO: accept once pusher:signin is implemented. */
+        send_subscription_error(conn, channel, "AuthError",
+                                "The connection is not signed in as the user of this channel", 401);
+        goto done;
+    case CHANNEL_PRESENCE:
+        /* TODO: presence channels (member lists kept in Redis). */
+        send_subscription_error(conn, channel, "ServerError",
+                                "Presence channels are not supported by this server yet", 501);
+        goto done;
+    default:
+        break;
+    }
+
+    if (channel_requires_auth(kind.type)) {
+        const char *auth = string_member(data, "auth");
+        enum signature_status status =
+            auth ? signature_check_channel_auth(conn->app, auth, conn->socket_id, channel, NULL)
+                 : SIGNATURE_MALFORMED;
+        if (status != SIGNATURE_OK) {
+            if (status == SIGNATURE_WRONG_KEY) {
+                const char *colon = strchr(auth, ':');
+                int key_len = colon ? (int)(colon - auth) : (int)strlen(auth);
+                snprintf(message, sizeof message, "Invalid key in subscription auth data: '%.*s'",
+                         key_len > QUOTE_MAX ? QUOTE_MAX : key_len, auth);
+            } else {
+                snprintf(message, sizeof message,
+                         "Invalid signature: Expected HMAC SHA256 hex digest of %s:%s, but got %.*s",
+                         conn->socket_id, channel, QUOTE_MAX, auth ? auth : "(no auth)");
+            }
+            send_subscription_error(conn, channel, "AuthError", message, 401);
+            goto done;
+        }
+    }
+
+    if (channels_subscribe(conn, channel) != 0) {
+        snprintf(message, sizeof message, "Existing subscription to channel %s", channel);
+        connection_send_error(conn, -1, message);
+    }
+
+done:
+    json_object_put(owned);
+}
+
+/* ---- pusher:unsubscribe ----------------------------------------------- */
+
+static void handle_unsubscribe(struct connection *conn, json_object *frame)
+{
+    json_object *owned;
+    json_object *data = data_object(frame, &owned);
+    const char *channel = string_member(data, "channel");
+
+    if (!channel) {
+        connection_send_error(conn, -1,
+                              "Invalid pusher:unsubscribe: data must be an object with a string channel");
+    } else if (channels_unsubscribe(conn, channel) != 0) {
+        char message[320];
+        snprintf(message, sizeof message,
+                 "No current subscription to channel %.*s, or subscription in progress", QUOTE_MAX,
+                 channel);
+        connection_send_error(conn, -1, message);
+    }
+    json_object_put(owned);
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+void protocol_handle_message(struct connection *conn, const char *text, size_t len)
+{
+    static json_tokener *tokener;
+    if (!tokener)
+        tokener = json_tokener_new_ex(JSON_MAX_DEPTH);
+    json_tokener_reset(tokener);
+
+    json_object *frame = json_tokener_parse_ex(tokener, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tokener);
+    size_t end = json_tokener_get_parse_end(tokener);
+    while (end < len && (text[end] == ' ' || text[end] == '\n' || text[end] == '\r' ||
+                         text[end] == '\t'))
+        end++;
+    if (!frame || jerr != json_tokener_success || end != len) {
+        const char *reason = jerr == json_tokener_continue ? "unexpected end of input"
+                             : jerr == json_tokener_success ? "trailing data after the value"
+                                                            : json_tokener_error_desc(jerr);
+        char message[160];
+        snprintf(message, sizeof message, "Invalid JSON: %s", reason);
+        connection_send_error(conn, -1, message);
+        json_object_put(frame);
+        return;
+    }
+
+    const char *event = json_object_is_type(frame, json_type_object)
+                            ? string_member(frame, "event")
+                            : NULL;
+    if (!event) {
+        connection_send_error(conn, -1, "Invalid message: expected a JSON object with a string event");
+    } else if (strcmp(event, "pusher:ping") == 0) {
+        connection_send(conn, pong_frame);
+    } else if (strcmp(event, "pusher:pong") == 0) {
+        /* Liveness was already recorded on receipt. */
+    } else if (strcmp(event, "pusher:subscribe") == 0) {
+        handle_subscribe(conn, frame);
+    } else if (strcmp(event, "pusher:unsubscribe") == 0) {
+        handle_unsubscribe(conn, frame);
+    } else if (strcmp(event, "pusher:signin") == 0) {
+        /* TODO: user authentication. */
+        connection_send_error(conn, -1, "pusher:signin is not supported by this server yet");
+    } else if (strncmp(event, "client-", 7) == 0) {
+        if (!conn->app->enable_client_messages)
+            connection_send_error(conn, 4301, "The app does not have client messaging enabled.");
+        else /* TODO: relay client events through Redis. */
+            connection_send_error(conn, 4301, "Client events are not supported by this server yet");
+    } else if (strncmp(event, "pusher:", 7) == 0 || strncmp(event, "pusher_internal:", 16) == 0) {
+        log_debug("ignored unknown event %.*s socket_id=%s", QUOTE_MAX, event, conn->socket_id);
+    } else {
+        char message[320];
+        snprintf(message, sizeof message,
+                 "Unsupported event %.*s: clients send pusher:* and client-* events only",
+                 QUOTE_MAX, event);
+        connection_send_error(conn, -1, message);
+    }
+    json_object_put(frame);
+}

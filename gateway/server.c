@@ -1,0 +1,351 @@
+/* The WebSocket side of the gateway: libwebsockets callbacks, inbound
+ * message assembly and the write path. */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "channels.h"
+#include "connection.h"
+#include "frame.h"
+#include "gateway.h"
+#include "liveness.h"
+#include "log.h"
+#include "protocol.h"
+
+/* Frames written per writable callback before yielding to other sockets. */
+#define WRITES_PER_CALLBACK 32
+
+/* A closing client that never reads gets this many seconds before the
+ * socket is dropped without a close handshake. */
+#define CLOSE_GRACE_SECONDS 5
+
+static uint64_t slow_consumers_closed;
+
+/* ---- sending ---------------------------------------------------------- */
+
+void connection_send(struct connection *conn, struct message *m)
+{
+    if (conn->closing || !conn->wsi)
+        return;
+
+    size_t limit = (size_t)gateway.config.max_outbound_queue_bytes;
+    if (conn->outbound.count > 0 && conn->outbound.bytes + m->len > limit) {
+        /* The client stopped reading: drop what is queued so memory stays
+         * bounded, and close with "over capacity" so pusher-js reconnects
+         * after its back-off and resubscribes. */
+        if (slow_consumers_closed++ % 100 == 0)
+            log_warn("closing slow consumer socket_id=%s app=%s queued_bytes=%zu limit=%zu "
+                     "(%llu closed so far)",
+                     conn->socket_id, conn->app ? conn->app->id : "-", conn->outbound.bytes, limit,
+                     (unsigned long long)slow_consumers_closed);
+        message_queue_clear(&conn->outbound);
+        connection_close(conn, 4100, "Over capacity: the client did not read its messages in time");
+        return;
+    }
+
+    bool was_empty = conn->outbound.count == 0;
+    message_queue_push(&conn->outbound, m);
+    if (was_empty)
+        lws_callback_on_writable(conn->wsi);
+}
+
+void connection_send_frame(struct connection *conn, const char *frame, size_t len)
+{
+    struct message *m = message_new(frame, len);
+    connection_send(conn, m);
+    message_release_if_unused(m);
+}
+
+void connection_send_error(struct connection *conn, int code, const char *message)
+{
+    struct strbuf frame;
+    strbuf_init(&frame);
+    frame_render_error(&frame, code, message);
+    connection_send_frame(conn, frame.data, frame.len);
+    strbuf_free(&frame);
+}
+
+void connection_close(struct connection *conn, int code, const char *reason)
+{
+    if (conn->closing)
+        return;
+    conn->closing = true;
+    conn->close_code = (uint16_t)code;
+    snprintf(conn->close_reason, sizeof conn->close_reason, "%s", reason);
+    liveness_untrack(conn);
+    lws_set_timeout(conn->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_SECONDS);
+    lws_callback_on_writable(conn->wsi);
+}
+
+void connection_close_with_error(struct connection *conn, int code, const char *message)
+{
+    connection_send_error(conn, code, message);
+    connection_close(conn, code, message);
+}
+
+/* Opcode value of a close frame for lws_write(). libwebsockets 4.1 leaves it
+ * out of the public enum and offers lws_close_reason() instead, but a
+ * connection closed by returning -1 from a writable callback is treated as
+ * broken and gets no close frame at all, and clients need the code. */
+#define LWS_WRITE_CLOSE_FRAME ((enum lws_write_protocol)4)
+
+/* Sends the close frame with the connection's code and reason, then returns
+ * -1 so libwebsockets drops the connection. */
+static int write_close_frame(struct connection *conn)
+{
+    unsigned char frame[LWS_PRE + 2 + sizeof conn->close_reason];
+    size_t reason_len = strlen(conn->close_reason);
+    /* RFC 6455 caps a control frame payload at 125 bytes. */
+    if (reason_len > 123)
+        reason_len = 123;
+
+    unsigned char *payload = frame + LWS_PRE;
+    payload[0] = (unsigned char)(conn->close_code >> 8);
+    payload[1] = (unsigned char)(conn->close_code & 0xff);
+    memcpy(payload + 2, conn->close_reason, reason_len);
+    lws_write(conn->wsi, payload, 2 + reason_len, LWS_WRITE_CLOSE_FRAME);
+    return -1;
+}
+
+/* Writes queued frames while the socket takes them. Returns -1 to make
+ * libwebsockets close the connection. */
+static int write_queued(struct connection *conn)
+{
+    struct lws *wsi = conn->wsi;
+
+    if (conn->send_protocol_ping) {
+        unsigned char ping[LWS_PRE + 1];
+        conn->send_protocol_ping = false;
+        if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+            return -1;
+        if (lws_send_pipe_choked(wsi)) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
+
+    for (int i = 0; i < WRITES_PER_CALLBACK; i++) {
+        struct message *m = message_queue_peek(&conn->outbound);
+        if (!m)
+            break;
+        /* lws keeps any part the kernel did not take and sends it before
+         * the next frame, so a short write is never seen here. */
+        if (lws_write(wsi, message_payload(m), m->len, LWS_WRITE_TEXT) < (int)m->len)
+            return -1;
+        message_queue_pop(&conn->outbound);
+        if (conn->outbound.count && lws_send_pipe_choked(wsi))
+            break;
+    }
+
+    if (conn->outbound.count) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (conn->closing)
+        return write_close_frame(conn);
+    return 0;
+}
+
+/* ---- receiving -------------------------------------------------------- */
+
+static void handle_receive(struct connection *conn, const char *in, size_t len)
+{
+    struct lws *wsi = conn->wsi;
+    size_t limit = (size_t)gateway.config.max_message_bytes;
+    bool complete = lws_is_final_fragment(wsi);
+
+    liveness_touch(conn);
+    if (conn->closing)
+        return;
+
+    if (lws_frame_is_binary(wsi)) {
+        if (complete)
+            connection_send_error(conn, -1,
+                                  "Binary frames are not supported: send JSON in text frames");
+        return;
+    }
+
+    /* Fast path: the whole message arrived in one piece. */
+    if (lws_is_first_fragment(wsi) && complete && !conn->rx_buffer && !conn->rx_oversize) {
+        if (len > limit) {
+            char message[128];
+            snprintf(message, sizeof message,
+                     "Message too large: %zu bytes; the limit is %zu bytes", len, limit);
+            connection_send_error(conn, -1, message);
+            return;
+        }
+        protocol_handle_message(conn, in, len);
+        return;
+    }
+
+    if (!conn->rx_oversize) {
+        if (conn->rx_length + len > limit) {
+            conn->rx_oversize = true;
+            free(conn->rx_buffer);
+            conn->rx_buffer = NULL;
+            conn->rx_length = 0;
+        } else {
+            char *buffer = realloc(conn->rx_buffer, conn->rx_length + len + 1);
+            if (!buffer) {
+                log_error("out of memory assembling a message socket_id=%s", conn->socket_id);
+                abort();
+            }
+            memcpy(buffer + conn->rx_length, in, len);
+            conn->rx_buffer = buffer;
+            conn->rx_length += (uint32_t)len;
+        }
+    }
+
+    if (!complete)
+        return;
+
+    if (conn->rx_oversize) {
+        char message[128];
+        snprintf(message, sizeof message, "Message too large: the limit is %zu bytes", limit);
+        connection_send_error(conn, -1, message);
+    } else {
+        protocol_handle_message(conn, conn->rx_buffer, conn->rx_length);
+    }
+    free(conn->rx_buffer);
+    conn->rx_buffer = NULL;
+    conn->rx_length = 0;
+    conn->rx_oversize = false;
+}
+
+/* ---- connection lifecycle --------------------------------------------- */
+
+static void handle_established(struct connection *conn, struct lws *wsi)
+{
+    char path[256];
+    char argument[128];
+    char protocol[sizeof argument] = "";
+    int has_protocol = 0;
+
+    conn->wsi = wsi;
+    gateway.connection_count++;
+    liveness_track(conn);
+
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0)
+        path[0] = '\0';
+
+    for (int i = 0; lws_hdr_copy_fragment(wsi, argument, sizeof argument,
+                                          WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
+        if (strncmp(argument, "protocol=", 9) == 0) {
+            has_protocol = 1;
+            memcpy(protocol, argument + 9, strlen(argument + 9) + 1);
+        }
+    }
+
+    protocol_handle_open(conn, path, protocol, has_protocol);
+}
+
+static void handle_closed(struct connection *conn)
+{
+    if (!conn->wsi)
+        return;
+    liveness_untrack(conn);
+    channels_unsubscribe_all(conn);
+    message_queue_clear(&conn->outbound);
+    free(conn->rx_buffer);
+    conn->rx_buffer = NULL;
+    gateway.connection_count--;
+    log_debug("connection closed socket_id=%s app=%s", conn->socket_id,
+              conn->app ? conn->app->id : "-");
+    conn->wsi = NULL;
+}
+
+static int callback_pusher(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                           void *in, size_t len)
+{
+    struct connection *conn = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        /* Plain HTTP on the WebSocket port: nothing is served here yet. */
+        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+        return -1;
+
+    case LWS_CALLBACK_ESTABLISHED:
+        handle_established(conn, wsi);
+        return 0;
+
+    case LWS_CALLBACK_RECEIVE:
+        handle_receive(conn, in, len);
+        return 0;
+
+    case LWS_CALLBACK_RECEIVE_PONG:
+        liveness_touch(conn);
+        return 0;
+
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return write_queued(conn);
+
+    case LWS_CALLBACK_CLOSED:
+        handle_closed(conn);
+        return 0;
+
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {
+        .name = "pusher",
+        .callback = callback_pusher,
+        .per_session_data_size = sizeof(struct connection),
+        .rx_buffer_size = 4096,
+    },
+    { .name = NULL, .callback = NULL },
+};
+
+/* ---- setup ------------------------------------------------------------ */
+
+static void emit_lws_log(int level, const char *line)
+{
+    size_t len = strlen(line);
+    while (len && line[len - 1] == '\n')
+        len--;
+    if (level & LLL_ERR)
+        log_error("libwebsockets: %.*s", (int)len, line);
+    else
+        log_debug("libwebsockets: %.*s", (int)len, line);
+}
+
+int server_start(void)
+{
+    lws_set_log_level(LLL_ERR | (log_get_level() <= LOG_LEVEL_DEBUG ? LLL_WARN : 0),
+                      emit_lws_log);
+
+    static void *foreign_loops[1];
+    foreign_loops[0] = gateway.loop;
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = gateway.config.gateway_port;
+    info.iface = gateway.config.gateway_host;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.foreign_loops = foreign_loops;
+    info.gid = -1;
+    info.uid = -1;
+
+    gateway.lws = lws_create_context(&info);
+    if (!gateway.lws) {
+        log_error("failed to start the WebSocket server on %s:%d (port in use, or the "
+                  "libuv event plugin is missing)",
+                  gateway.config.gateway_host, gateway.config.gateway_port);
+        return -1;
+    }
+    return 0;
+}
+
+void server_stop(void)
+{
+    if (gateway.lws) {
+        lws_context_destroy(gateway.lws);
+        gateway.lws = NULL;
+    }
+}
