@@ -1,0 +1,327 @@
+// Starts a real Herald cluster on loopback for one test file: a private
+// redis-server, one herald-relay and (by default) two herald-gateway
+// processes, each on a free 127.0.0.1 port.
+//
+// Binaries come from HERALD_BUILD_DIR (relative paths are taken from the
+// repository root), default <repo>/build. Each process writes stdout and
+// stderr to a log file under tests/integration/artifacts/<run>/, which
+// scripts/test.sh scans for sanitizer reports after the suite.
+
+import { spawn, execFile } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import Pusher from 'pusher';
+
+import { waitUntil } from './wait.mjs';
+
+const execFileAsync = promisify(execFile);
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const ARTIFACTS_DIR = path.join(REPO_ROOT, 'tests', 'integration', 'artifacts');
+
+// The development app that both binaries use when no app is configured.
+export const DEV_APP = Object.freeze({ id: 'app-1', key: 'app-key', secret: 'app-secret' });
+
+const STARTUP_TIMEOUT_MS = 20000; // sanitizer builds start slowly on a loaded 2-core machine
+const STOP_TIMEOUT_MS = 10000; // LeakSanitizer's exit-time scan needs a few seconds
+
+/** Build directory holding gateway/herald-gateway and relay/herald-relay. */
+export function buildDir() {
+  const configured = process.env.HERALD_BUILD_DIR;
+  if (!configured) {
+    return path.join(REPO_ROOT, 'build');
+  }
+  return path.resolve(REPO_ROOT, configured);
+}
+
+/** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+function tailOfFile(file, maxBytes = 4000) {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    return text.length > maxBytes ? text.slice(-maxBytes) : text;
+  } catch (error) {
+    return `(could not read ${file}: ${error.message})`;
+  }
+}
+
+function findBinary(relativePath) {
+  const file = path.join(buildDir(), relativePath);
+  if (!fs.existsSync(file)) {
+    throw new Error(
+      `${file} not found: build Herald first (scripts/build.sh) or set HERALD_BUILD_DIR to the build directory`,
+    );
+  }
+  return file;
+}
+
+// Environment for a child: the caller's environment without any HERALD_*
+// setting (so a developer's shell cannot change what the tests run), plus
+// the cluster's own settings.
+function childEnvironment(extra) {
+  const env = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith('HERALD_')) {
+      env[name] = value;
+    }
+  }
+  return { ...env, ...extra };
+}
+
+/** One child process with its log file. */
+class ManagedProcess {
+  constructor(name, command, args, env, logFile) {
+    this.name = name;
+    this.logFile = logFile;
+    const fd = fs.openSync(logFile, 'a');
+    this.child = spawn(command, args, { env, stdio: ['ignore', fd, fd] });
+    fs.closeSync(fd);
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => resolve({ code, signal }));
+    });
+    this.spawnError = null;
+    this.child.once('error', (error) => {
+      this.spawnError = error;
+    });
+  }
+
+  get pid() {
+    return this.child.pid;
+  }
+
+  isRunning() {
+    return this.child.exitCode === null && this.child.signalCode === null && !this.spawnError;
+  }
+
+  describeExit() {
+    if (this.spawnError) {
+      return `failed to start: ${this.spawnError.message}`;
+    }
+    if (this.child.signalCode) {
+      return `killed by ${this.child.signalCode}`;
+    }
+    return `exited with status ${this.child.exitCode}`;
+  }
+
+  async waitForPort(port) {
+    await waitUntil(
+      async () => {
+        if (!this.isRunning()) {
+          throw new Error(
+            `${this.name} (pid ${this.pid}) ${this.describeExit()} before accepting connections on port ${port}. ` +
+              `Log ${this.logFile}:\n${tailOfFile(this.logFile)}`,
+          );
+        }
+        return canConnect(port);
+      },
+      { timeout: STARTUP_TIMEOUT_MS, interval: 50, what: `${this.name} accepting connections on 127.0.0.1:${port}` },
+    );
+  }
+
+  /** Sends SIGTERM, then SIGKILL if the process has not exited in time. */
+  async stop() {
+    if (!this.isRunning()) {
+      return this.describeExit();
+    }
+    this.child.kill('SIGTERM');
+    const timer = new Promise((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS, 'timeout'));
+    const outcome = await Promise.race([this.exited, timer]);
+    if (outcome === 'timeout') {
+      this.child.kill('SIGKILL');
+      await this.exited;
+      return `did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM and was killed`;
+    }
+    return this.describeExit();
+  }
+}
+
+// Children still running when the test process exits (an uncaught error,
+// a timeout of the runner) are killed by PID so they never outlive a run.
+const liveProcesses = new Set();
+process.on('exit', () => {
+  for (const managed of liveProcesses) {
+    if (managed.isRunning()) {
+      managed.child.kill('SIGKILL');
+    }
+  }
+});
+
+export class Cluster {
+  constructor(name) {
+    this.name = name;
+    this.processes = [];
+    this.gateways = [];
+    this.prefix = `herald-test-${process.pid}:`;
+    this.app = DEV_APP;
+  }
+
+  /**
+   * Starts redis-server, the relay and the gateways, and waits until each one
+   * accepts TCP connections.
+   *
+   * options.gateways: number of gateways (default 2).
+   * options.env: extra environment for the relay and gateways, for example
+   *   { HERALD_ACTIVITY_TIMEOUT: '1' }.
+   */
+  async start({ gateways = 2, env = {} } = {}) {
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    this.logDir = path.join(ARTIFACTS_DIR, `${stamp}-${this.name}-${process.pid}`);
+    fs.mkdirSync(this.logDir, { recursive: true });
+
+    const gatewayBinary = findBinary(path.join('gateway', 'herald-gateway'));
+    const relayBinary = findBinary(path.join('relay', 'herald-relay'));
+
+    this.redisPort = await freePort();
+    const redis = this.#spawn('redis', 'redis-server', [
+      '--port', String(this.redisPort),
+      '--bind', '127.0.0.1',
+      '--save', '',
+      '--appendonly', 'no',
+      '--dir', this.logDir,
+    ], process.env);
+    await redis.waitForPort(this.redisPort);
+
+    const heraldEnv = childEnvironment({
+      HERALD_REDIS_URL: `redis://127.0.0.1:${this.redisPort}`,
+      HERALD_PREFIX: this.prefix,
+      HERALD_GATEWAY_HOST: '127.0.0.1',
+      HERALD_RELAY_HOST: '127.0.0.1',
+      HERALD_LOG_LEVEL: process.env.HERALD_LOG_LEVEL || 'info',
+      ...env,
+    });
+
+    this.relayPort = await freePort();
+    const relay = this.#spawn('relay', relayBinary, ['--port', String(this.relayPort)], heraldEnv);
+    const waits = [relay.waitForPort(this.relayPort)];
+
+    for (let index = 0; index < gateways; index += 1) {
+      const port = await freePort();
+      const gateway = this.#spawn(`gateway-${index + 1}`, gatewayBinary, ['--port', String(port)], heraldEnv);
+      this.gateways.push({ port, process: gateway });
+      waits.push(gateway.waitForPort(port));
+    }
+    await Promise.all(waits);
+    return this;
+  }
+
+  #spawn(name, command, args, env) {
+    const managed = new ManagedProcess(name, command, args, env, path.join(this.logDir, `${name}.log`));
+    this.processes.push(managed);
+    liveProcesses.add(managed);
+    return managed;
+  }
+
+  /** WebSocket URL of gateway `index` for `appKey`, with the query pusher-js sends unless `query` is given. */
+  gatewayUrl(index = 0, { appKey = this.app.key, query = 'protocol=7&client=js&version=8.6.0&flash=false' } = {}) {
+    const suffix = query === null || query === '' ? '' : `?${query}`;
+    return `ws://127.0.0.1:${this.gateways[index].port}/app/${appKey}${suffix}`;
+  }
+
+  gatewayPort(index = 0) {
+    return this.gateways[index].port;
+  }
+
+  relayUrl() {
+    return `http://127.0.0.1:${this.relayPort}`;
+  }
+
+  /** Pusher Node SDK client pointed at the relay; `overrides` replace app id, key or secret. */
+  sdk(overrides = {}) {
+    return new Pusher({
+      appId: overrides.appId ?? this.app.id,
+      key: overrides.key ?? this.app.key,
+      secret: overrides.secret ?? this.app.secret,
+      host: '127.0.0.1',
+      port: String(this.relayPort),
+      useTLS: false,
+      timeout: 10000,
+    });
+  }
+
+  /** Runs redis-cli against this cluster's Redis and returns its trimmed output. */
+  async redisCli(...args) {
+    const { stdout } = await execFileAsync('redis-cli', ['-h', '127.0.0.1', '-p', String(this.redisPort), ...args]);
+    return stdout.trim();
+  }
+
+  /** Number of Redis subscribers of the pub/sub topic of `channel`. */
+  async topicSubscribers(channel) {
+    const output = await this.redisCli('PUBSUB', 'NUMSUB', this.topic(channel));
+    const lines = output.split('\n');
+    return Number.parseInt(lines[lines.length - 1], 10);
+  }
+
+  /** Pub/sub topic of `channel`: <prefix>ch:{<app id>:<channel>}. */
+  topic(channel) {
+    return `${this.prefix}ch:{${this.app.id}:${channel}}`;
+  }
+
+  /** Throws, naming each one with its log tail, if any process has exited. */
+  assertAllRunning() {
+    const dead = this.processes.filter((managed) => !managed.isRunning());
+    if (dead.length > 0) {
+      const details = dead
+        .map((managed) => `${managed.name} (pid ${managed.pid}) ${managed.describeExit()}; log ${managed.logFile}:\n${tailOfFile(managed.logFile)}`)
+        .join('\n\n');
+      throw new Error(`Herald cluster process stopped during the test:\n${details}`);
+    }
+  }
+
+  /**
+   * Stops every process by PID, gateways first and Redis last, and records
+   * how each one exited in <log dir>/exit-status.txt.
+   */
+  async stop() {
+    const lines = [];
+    for (const managed of [...this.processes].reverse()) {
+      const outcome = await managed.stop();
+      liveProcesses.delete(managed);
+      lines.push(`${managed.name} pid ${managed.pid}: ${outcome}`);
+    }
+    if (this.logDir) {
+      fs.writeFileSync(path.join(this.logDir, 'exit-status.txt'), `${lines.join('\n')}\n`);
+    }
+    return lines;
+  }
+}
+
+/** Starts a cluster; see Cluster.start for the options. Stops whatever started if startup fails. */
+export async function startCluster(name, options = {}) {
+  const cluster = new Cluster(name);
+  try {
+    await cluster.start(options);
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
+  return cluster;
+}
