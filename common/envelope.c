@@ -34,6 +34,21 @@ static int parse_hex(const char *s, size_t len, unsigned *value)
     return 0;
 }
 
+static int parse_decimal(const char *s, size_t len, unsigned long long *value)
+{
+    if (len == 0 || len > 19)
+        return -1;
+
+    unsigned long long v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned long long)(s[i] - '0');
+    }
+    *value = v;
+    return 0;
+}
+
 int envelope_decode(const char *buf, size_t len, struct envelope *out)
 {
     const char *end = buf + len;
@@ -60,13 +75,23 @@ int envelope_decode(const char *buf, size_t len, struct envelope *out)
         out->exclude_len = (size_t)(space - field);
     }
 
-    /* Flags; a later header version may append fields after a space. */
+    /* Flags, then the optional sequence number. */
     const char *flags = space + 1;
     const char *flags_end = memchr(flags, ' ', (size_t)(newline - flags));
     if (!flags_end)
         flags_end = newline;
     if (parse_hex(flags, (size_t)(flags_end - flags), &out->flags) != 0)
         return -1;
+
+    out->seq = 0;
+    if (flags_end < newline) {
+        const char *seq = flags_end + 1;
+        const char *seq_end = memchr(seq, ' ', (size_t)(newline - seq));
+        if (!seq_end)
+            seq_end = newline; /* later fields, if any, are ignored */
+        if (parse_decimal(seq, (size_t)(seq_end - seq), &out->seq) != 0)
+            return -1;
+    }
 
     out->frame = newline + 1;
     out->frame_len = (size_t)(end - out->frame);

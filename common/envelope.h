@@ -2,7 +2,10 @@
  *
  * Wire format (text, binary-safe after the header):
  *
- *     h1 <exclude socket_id or -> <flags in hex>\n<frame bytes>
+ *     h1 <exclude socket_id or -> <flags in hex>[ <seq>]\n<frame bytes>
+ *
+ * <seq> is present on presence member events only: the channel's member
+ * event sequence number, assigned in Redis by the presence scripts.
  *
  * The gateway reads only the header line and writes the frame bytes to its
  * clients unchanged. New fields go into the header, never into the frame. */
@@ -24,6 +27,7 @@ struct envelope {
     const char *exclude; /* socket_id to skip, or NULL; not NUL-terminated */
     size_t exclude_len;
     unsigned flags;
+    unsigned long long seq; /* 0 when the header has no sequence number */
     const char *frame; /* points into the decoded buffer */
     size_t frame_len;
 };

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct bus_callbacks {
     void (*connected)(void);
@@ -21,6 +22,7 @@ struct bus_callbacks {
 void bus_start(const struct bus_callbacks *callbacks);
 void bus_stop(void);
 bool bus_connected(void);
+uint64_t bus_reconnects(void);
 
 /* Both return 0 when the command was queued, -1 when not connected. */
 int bus_subscribe(const char *topic, size_t len);

@@ -1,0 +1,148 @@
+#include "scripts.h"
+
+/* Functions shared by the scripts. A node records each thing it added to
+ * the shared state as one member of its node-state set:
+ *   "p\n<app>\n<channel>\n<socket_id>"  presence membership of one socket
+ *   "c\n<app>\n<channel>"               the node's subscription count
+ * so that the node itself, or a survivor after it died, can undo it. */
+#define LUA_PRELUDE                                                                      \
+    "local function tag(app, ch) return '{' .. app .. ':' .. ch .. '}' end\n"            \
+    "local function publish_member_event(p, app, ch, exclude, frame)\n"                  \
+    "  local t = tag(app, ch)\n"                                                         \
+    "  local seq = redis.call('INCR', p .. 'seq:' .. t)\n"                               \
+    "  redis.call('PUBLISH', p .. 'ch:' .. t,\n"                                         \
+    "    'h1 ' .. exclude .. ' 2 ' .. seq .. '\\n' .. frame)\n"                          \
+    "end\n"                                                                              \
+    "local function join(p, app, ch, sid, uid, info, node, maxm, silent)\n"              \
+    "  local t = tag(app, ch)\n"                                                         \
+    "  local members, conns, sockets = p .. 'members:' .. t, p .. 'member-conns:' .. t,\n" \
+    "    p .. 'sockets:' .. t\n"                                                         \
+    "  if redis.call('HEXISTS', sockets, sid) == 1 then return true end\n"               \
+    "  if tonumber(redis.call('HGET', conns, uid) or '0') <= 0 then\n"                   \
+    "    if maxm > 0 and redis.call('HLEN', members) >= maxm then return false end\n"    \
+    "    redis.call('HSET', members, uid, info)\n"                                       \
+    "    redis.call('PERSIST', p .. 'seq:' .. t)\n"                                      \
+    "    if not silent then\n"                                                           \
+    "      local data = '{\"user_id\":' .. cjson.encode(uid)\n"                          \
+    "      if info ~= '' then data = data .. ',\"user_info\":' .. info end\n"            \
+    "      data = data .. '}'\n"                                                         \
+    "      publish_member_event(p, app, ch, sid,\n"                                      \
+    "        '{\"event\":\"pusher_internal:member_added\",\"channel\":' ..\n"            \
+    "        cjson.encode(ch) .. ',\"data\":' .. cjson.encode(data) .. '}')\n"           \
+    "    end\n"                                                                          \
+    "  end\n"                                                                            \
+    "  redis.call('HINCRBY', conns, uid, 1)\n"                                           \
+    "  redis.call('HSET', sockets, sid, uid)\n"                                          \
+    "  redis.call('SADD', p .. 'node-state:' .. node,\n"                                 \
+    "    'p\\n' .. app .. '\\n' .. ch .. '\\n' .. sid)\n"                                \
+    "  return true\n"                                                                    \
+    "end\n"                                                                              \
+    "local function leave(p, app, ch, sid, node, exclude)\n"                             \
+    "  local t = tag(app, ch)\n"                                                         \
+    "  local members, conns, sockets = p .. 'members:' .. t, p .. 'member-conns:' .. t,\n" \
+    "    p .. 'sockets:' .. t\n"                                                         \
+    "  redis.call('SREM', p .. 'node-state:' .. node,\n"                                 \
+    "    'p\\n' .. app .. '\\n' .. ch .. '\\n' .. sid)\n"                                \
+    "  local uid = redis.call('HGET', sockets, sid)\n"                                   \
+    "  if not uid then return 0 end\n"                                                   \
+    "  redis.call('HDEL', sockets, sid)\n"                                               \
+    "  if redis.call('HINCRBY', conns, uid, -1) <= 0 then\n"                             \
+    "    redis.call('HDEL', conns, uid)\n"                                               \
+    "    redis.call('HDEL', members, uid)\n"                                             \
+    "    publish_member_event(p, app, ch, exclude,\n"                                    \
+    "      '{\"event\":\"pusher_internal:member_removed\",\"channel\":' ..\n"            \
+    "      cjson.encode(ch) .. ',\"data\":' ..\n"                                        \
+    "      cjson.encode('{\"user_id\":' .. cjson.encode(uid) .. '}') .. '}')\n"          \
+    "    if redis.call('HLEN', members) == 0 then\n"                                     \
+    "      redis.call('PEXPIRE', p .. 'seq:' .. t, 86400000)\n"                          \
+    "    end\n"                                                                          \
+    "  end\n"                                                                            \
+    "  return 1\n"                                                                       \
+    "end\n"                                                                              \
+    "local function set_count(p, app, ch, node, count)\n"                                \
+    "  local t = tag(app, ch)\n"                                                         \
+    "  local subs, occupied = p .. 'subs:' .. t, p .. 'channels:{' .. app .. '}'\n"      \
+    "  local entry = 'c\\n' .. app .. '\\n' .. ch\n"                                     \
+    "  if count > 0 then\n"                                                              \
+    "    redis.call('HSET', subs, node, count)\n"                                        \
+    "    redis.call('SADD', occupied, ch)\n"                                             \
+    "    redis.call('SADD', p .. 'node-state:' .. node, entry)\n"                        \
+    "  else\n"                                                                           \
+    "    redis.call('HDEL', subs, node)\n"                                               \
+    "    redis.call('SREM', p .. 'node-state:' .. node, entry)\n"                        \
+    "    if redis.call('HLEN', subs) == 0 then redis.call('SREM', occupied, ch) end\n"   \
+    "  end\n"                                                                            \
+    "end\n"                                                                              \
+    "local function split(entry)\n"                                                      \
+    "  local parts = {}\n"                                                               \
+    "  for part in string.gmatch(entry, '([^\\n]*)\\n?') do parts[#parts + 1] = part end\n" \
+    "  return parts\n"                                                                   \
+    "end\n"                                                                              \
+    "local function undo_entry(p, node, entry)\n"                                        \
+    "  local e = split(entry)\n"                                                         \
+    "  if e[1] == 'p' then leave(p, e[2], e[3], e[4], node, '-')\n"                      \
+    "  elseif e[1] == 'c' then set_count(p, e[2], e[3], node, 0) end\n"                  \
+    "end\n"
+
+const char scripts_presence_join[] =
+    LUA_PRELUDE
+    "local p, app, ch, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "if not join(p, app, ch, sid, ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), false) then\n"
+    "  return {'full'}\n"
+    "end\n"
+    "local t = tag(app, ch)\n"
+    "return {'ok', redis.call('GET', p .. 'seq:' .. t) or '0',\n"
+    "  redis.call('HGETALL', p .. 'members:' .. t)}\n";
+
+const char scripts_presence_leave[] =
+    LUA_PRELUDE
+    "return leave(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[4])\n";
+
+const char scripts_channel_count[] =
+    LUA_PRELUDE
+    "set_count(ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]))\n"
+    "return 1\n";
+
+const char scripts_node_sync[] =
+    LUA_PRELUDE
+    "local p, node = ARGV[1], ARGV[2]\n"
+    "redis.call('SET', p .. 'node:' .. node, '1', 'PX', ARGV[3])\n"
+    "redis.call('SADD', p .. 'nodes', node)\n"
+    "local wanted, entries, i = {}, {}, 4\n"
+    "while i <= #ARGV do\n"
+    "  if ARGV[i] == 'p' then\n"
+    "    local e = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]}\n"
+    "    wanted['p\\n' .. e[2] .. '\\n' .. e[3] .. '\\n' .. e[4]] = true\n"
+    "    entries[#entries + 1] = e\n"
+    "    i = i + 6\n"
+    "  else\n"
+    "    local e = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]}\n"
+    "    wanted['c\\n' .. e[2] .. '\\n' .. e[3]] = true\n"
+    "    entries[#entries + 1] = e\n"
+    "    i = i + 4\n"
+    "  end\n"
+    "end\n"
+    "for _, entry in ipairs(redis.call('SMEMBERS', p .. 'node-state:' .. node)) do\n"
+    "  if not wanted[entry] then undo_entry(p, node, entry) end\n"
+    "end\n"
+    "for _, e in ipairs(entries) do\n"
+    "  if e[1] == 'p' then join(p, e[2], e[3], e[4], e[5], e[6], node, 0, true)\n"
+    "  else set_count(p, e[2], e[3], node, tonumber(e[4])) end\n"
+    "end\n"
+    "return #entries\n";
+
+const char scripts_node_reap[] =
+    LUA_PRELUDE
+    "local p, self = ARGV[1], ARGV[2]\n"
+    "local reaped = {}\n"
+    "for _, node in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do\n"
+    "  if node ~= self and redis.call('EXISTS', p .. 'node:' .. node) == 0 then\n"
+    "    for _, entry in ipairs(redis.call('SMEMBERS', p .. 'node-state:' .. node)) do\n"
+    "      undo_entry(p, node, entry)\n"
+    "    end\n"
+    "    redis.call('DEL', p .. 'node-state:' .. node)\n"
+    "    redis.call('SREM', p .. 'nodes', node)\n"
+    "    reaped[#reaped + 1] = node\n"
+    "  end\n"
+    "end\n"
+    "return reaped\n";

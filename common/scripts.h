@@ -1,0 +1,48 @@
+/* Lua scripts that change the cluster's shared state in Redis.
+ *
+ * Each script changes the state and publishes the matching member event in
+ * one atomic step, so every gateway sees membership changes in the same
+ * order. Every presence change also increments the channel's sequence
+ * number, which travels in the envelope header; a gateway that takes a
+ * member snapshot discards the events its snapshot already contains.
+ *
+ * All scripts take the key prefix, app id and channel name as arguments
+ * and build key names themselves (keys.h documents the names).
+ * NOTE: building keys inside a script works on a single Redis or a
+ * Sentinel primary, not on Redis Cluster, where each key would have to be
+ * declared in KEYS and the node-wide keys live in other slots. */
+#ifndef HERALD_SCRIPTS_H
+#define HERALD_SCRIPTS_H
+
+/* ARGV: prefix, app, channel, socket_id, user_id, user_info JSON (or ""),
+ *       node_id, max_members (0 = unlimited)
+ * Returns {"ok", seq, {user_id, user_info, ...}} or {"full"}.
+ * Publishes member_added (excluding socket_id) when the user's connection
+ * count in the channel goes from 0 to 1. */
+extern const char scripts_presence_join[];
+
+/* ARGV: prefix, app, channel, socket_id, node_id
+ * Publishes member_removed when the user's last connection leaves.
+ * Returns 1 when the socket was a member, else 0. */
+extern const char scripts_presence_leave[];
+
+/* ARGV: prefix, app, channel, node_id, count
+ * Records how many local subscriptions this node has on the channel and
+ * keeps the app's set of occupied channels. */
+extern const char scripts_channel_count[];
+
+/* ARGV: prefix, node_id, ttl_ms, then entries:
+ *   "p", app, channel, socket_id, user_id, user_info   (presence member)
+ *   "c", app, channel, count                            (subscription count)
+ * Refreshes the node's heartbeat and makes the node's recorded state equal
+ * the entries: members it no longer has leave (with member_removed), and
+ * members Redis lost are added again without member_added, because every
+ * client already listed them. */
+extern const char scripts_node_sync[];
+
+/* ARGV: prefix, node_id of the caller
+ * Removes the state of every node whose heartbeat expired, as if each of
+ * its connections had left. Returns the ids of the nodes removed. */
+extern const char scripts_node_reap[];
+
+#endif
