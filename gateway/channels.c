@@ -10,6 +10,8 @@
 #include "hashmap.h"
 #include "keys.h"
 #include "log.h"
+#include "scripts.h"
+#include "store.h"
 
 /* Where this gateway stands with Redis for one channel's topic. */
 enum topic_state {
@@ -113,6 +115,19 @@ static void channel_reconcile(struct channel *ch)
     }
 }
 
+/* ---- shared state in Redis --------------------------------------------- */
+
+/* Records this node's subscription count for the channel in Redis, for the
+ * cluster-wide counts the HTTP API reports. While Redis is down the count
+ * is not sent; the state sync after the reconnect sends every count. */
+static void publish_subscription_count(const struct channel *ch)
+{
+    char count[16];
+    snprintf(count, sizeof count, "%u", ch->count);
+    const char *argv[] = { gateway.config.prefix, ch->app->id, ch->name, gateway.node_id, count };
+    store_eval(scripts_channel_count, 5, argv, NULL, NULL, NULL);
+}
+
 /* ---- subscriber arrays ------------------------------------------------ */
 
 static void send_subscription_succeeded(struct connection *conn, struct channel *ch)
@@ -124,7 +139,22 @@ static void send_subscription_succeeded(struct connection *conn, struct channel 
     strbuf_free(&frame);
 }
 
-static void channel_add_subscriber(struct channel *ch, struct connection *conn)
+/* Moves a subscription whose topic is in place to its next state: a plain
+ * one is confirmed at once, a presence one starts its join script. */
+static void confirm_subscription(struct connection *conn, struct subscription *sub)
+{
+    if (!sub->member) {
+        sub->state = SUBSCRIPTION_ACTIVE;
+        send_subscription_succeeded(conn, sub->channel);
+        return;
+    }
+    sub->state = SUBSCRIPTION_JOINING;
+    /* Without Redis the join waits for channels_sync_node_state(). */
+    presence_send_join(conn, sub->channel->name, sub->member);
+}
+
+static void channel_add_subscriber(struct channel *ch, struct connection *conn,
+                                   struct presence_member *member)
 {
     if (ch->count == ch->capacity) {
         ch->capacity = ch->capacity ? ch->capacity * 2 : 4;
@@ -142,14 +172,14 @@ static void channel_add_subscriber(struct channel *ch, struct connection *conn)
 
     struct subscription *sub = &conn->subscriptions[index];
     sub->channel = ch;
+    sub->member = member;
     sub->slot = slot;
-    if (ch->state == TOPIC_SUBSCRIBED) {
-        sub->state = SUBSCRIPTION_ACTIVE;
-        send_subscription_succeeded(conn, ch);
-    } else {
-        sub->state = SUBSCRIPTION_PENDING;
+    sub->state = SUBSCRIPTION_PENDING;
+    if (ch->state == TOPIC_SUBSCRIBED)
+        confirm_subscription(conn, sub);
+    else
         ch->pending++;
-    }
+    publish_subscription_count(ch);
 }
 
 /* Removes conn->subscriptions[index] from both arrays by moving the last
@@ -160,6 +190,14 @@ static void remove_subscription(struct connection *conn, uint32_t index)
     struct channel *ch = sub->channel;
     if (sub->state == SUBSCRIPTION_PENDING)
         ch->pending--;
+    if (sub->member) {
+        /* A join in flight runs before this leave: both go over the one
+         * command connection, and Redis runs scripts in order. */
+        if (sub->member->joined || sub->member->join)
+            presence_send_leave(conn, ch->name);
+        presence_member_free(sub->member);
+        sub->member = NULL;
+    }
 
     uint32_t slot = sub->slot;
     ch->subscribers[slot] = ch->subscribers[--ch->count];
@@ -174,6 +212,7 @@ static void remove_subscription(struct connection *conn, uint32_t index)
         moved->channel->subscribers[moved->slot].index = index;
     }
 
+    publish_subscription_count(ch);
     channel_reconcile(ch);
 }
 
@@ -188,10 +227,13 @@ static int find_subscription(const struct connection *conn, const char *name)
 
 /* ---- public API ------------------------------------------------------- */
 
-int channels_subscribe(struct connection *conn, const char *name)
+int channels_subscribe(struct connection *conn, const char *name, struct presence_member *member)
 {
-    if (find_subscription(conn, name) >= 0)
+    if (find_subscription(conn, name) >= 0) {
+        if (member)
+            presence_member_free(member);
         return -1;
+    }
 
     struct strbuf topic;
     strbuf_init(&topic);
@@ -202,7 +244,7 @@ int channels_subscribe(struct connection *conn, const char *name)
         ch = channel_create(conn->app, name, topic.data, topic.len);
     strbuf_free(&topic);
 
-    channel_add_subscriber(ch, conn);
+    channel_add_subscriber(ch, conn, member);
     channel_reconcile(ch);
     return 0;
 }
@@ -258,8 +300,24 @@ static void on_bus_disconnected(void)
     while ((e = hashmap_next(&channel_index, &cursor))) {
         struct channel *ch = e->value;
         ch->state = TOPIC_IDLE;
-        if (ch->count == 0)
+        if (ch->count == 0) {
             channel_destroy(ch);
+            continue;
+        }
+
+        /* Member events published while the topic was down are lost, so a
+         * presence subscriber's list may be stale. Once the topic is back,
+         * it joins again (the script is idempotent for a known socket) and
+         * gets a fresh subscription_succeeded, which pusher-js applies by
+         * replacing its member list. */
+        for (uint32_t i = 0; i < ch->count; i++) {
+            struct subscriber *s = &ch->subscribers[i];
+            struct subscription *sub = &s->conn->subscriptions[s->index];
+            if (sub->member && sub->state == SUBSCRIPTION_ACTIVE) {
+                sub->state = SUBSCRIPTION_PENDING;
+                ch->pending++;
+            }
+        }
     }
 }
 
@@ -275,9 +333,8 @@ static void on_bus_subscribed(const char *topic, size_t topic_len)
         struct subscription *sub = &s->conn->subscriptions[s->index];
         if (sub->state != SUBSCRIPTION_PENDING)
             continue;
-        sub->state = SUBSCRIPTION_ACTIVE;
         ch->pending--;
-        send_subscription_succeeded(s->conn, ch);
+        confirm_subscription(s->conn, sub);
     }
     channel_reconcile(ch);
 }
@@ -316,15 +373,134 @@ static void on_bus_message(const char *topic, size_t topic_len, const char *payl
     }
 
     struct message *m = message_new(env.frame, env.frame_len);
+    bool member_event = env.flags & ENVELOPE_FLAG_MEMBER_EVENT;
     for (uint32_t i = 0; i < ch->count; i++) {
         struct subscriber *s = &ch->subscribers[i];
-        if (s->conn->subscriptions[s->index].state != SUBSCRIPTION_ACTIVE)
-            continue;
+        struct subscription *sub = &s->conn->subscriptions[s->index];
         if (env.exclude && socket_id_equals(s->conn, env.exclude, env.exclude_len))
             continue;
-        connection_send(s->conn, m);
+        if (sub->state == SUBSCRIPTION_ACTIVE)
+            connection_send(s->conn, m);
+        else if (sub->state == SUBSCRIPTION_JOINING && member_event)
+            presence_hold(sub->member, m, env.seq);
     }
     message_release_if_unused(m);
+}
+
+/* ---- presence --------------------------------------------------------- */
+
+void channels_presence_joined(struct connection *conn, struct presence_member *member,
+                              enum presence_join_result result, unsigned long long seq,
+                              const char *frame, size_t frame_len)
+{
+    uint32_t index = 0;
+    while (index < conn->subscription_count && conn->subscriptions[index].member != member)
+        index++;
+    if (index == conn->subscription_count)
+        return;
+    struct subscription *sub = &conn->subscriptions[index];
+
+    switch (result) {
+    case PRESENCE_RETRY:
+        /* Redis went away mid-join; channels_sync_node_state() joins again. */
+        break;
+
+    case PRESENCE_FULL: {
+        char message[160];
+        snprintf(message, sizeof message,
+                 "Presence channel is full: the limit is %d members",
+                 conn->app->max_presence_members);
+        struct strbuf error;
+        strbuf_init(&error);
+        frame_render_subscription_error(&error, sub->channel->name, "LimitReached", message, 4100);
+        connection_send_frame(conn, error.data, error.len);
+        strbuf_free(&error);
+        remove_subscription(conn, index);
+        break;
+    }
+
+    case PRESENCE_JOINED:
+        member->joined = true;
+        sub->state = SUBSCRIPTION_ACTIVE;
+        connection_send_frame(conn, frame, frame_len);
+        /* Events the snapshot already reflects carry a sequence number no
+         * higher than the snapshot's; send only the later ones. */
+        for (uint32_t i = 0; i < member->held_count; i++) {
+            if (member->held_seq[i] > seq)
+                connection_send(conn, member->held[i]);
+            message_unref(member->held[i]);
+        }
+        member->held_count = 0;
+        break;
+    }
+}
+
+/* Appends the arguments of one state entry for the node sync script. */
+static void push_args(const char ***argv, int *argc, int *capacity, const char **items, int n)
+{
+    if (*argc + n > *capacity) {
+        while (*argc + n > *capacity)
+            *capacity = *capacity ? *capacity * 2 : 64;
+        *argv = checked_realloc(*argv, (size_t)*capacity * sizeof **argv);
+    }
+    for (int i = 0; i < n; i++)
+        (*argv)[(*argc)++] = items[i];
+}
+
+void channels_sync_node_state(void)
+{
+    /* Counts are rendered into one buffer first; the argument array points
+     * into it, so it must not grow after the pointers are taken. */
+    size_t channel_total = channel_index.count;
+    char (*counts)[16] = checked_realloc(NULL, (channel_total ? channel_total : 1) * 16);
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%d", gateway.config.node_timeout * 1000);
+
+    const char **argv = NULL;
+    int argc = 0, capacity = 0;
+    const char *head[] = { gateway.config.prefix, gateway.node_id, ttl };
+    push_args(&argv, &argc, &capacity, head, 3);
+
+    size_t cursor = 0, n = 0;
+    struct hashmap_entry *e;
+    while ((e = hashmap_next(&channel_index, &cursor)) && n < channel_total) {
+        struct channel *ch = e->value;
+        if (ch->count == 0)
+            continue;
+        snprintf(counts[n], sizeof counts[n], "%u", ch->count);
+        const char *entry[] = { "c", ch->app->id, ch->name, counts[n] };
+        push_args(&argv, &argc, &capacity, entry, 4);
+        n++;
+
+        for (uint32_t i = 0; i < ch->count; i++) {
+            struct subscriber *s = &ch->subscribers[i];
+            struct subscription *sub = &s->conn->subscriptions[s->index];
+            if (!sub->member || !sub->member->joined)
+                continue;
+            const char *member[] = { "p", ch->app->id, ch->name, s->conn->socket_id,
+                                     sub->member->user_id, sub->member->user_info };
+            push_args(&argv, &argc, &capacity, member, 6);
+        }
+    }
+
+    /* NOTE: one script call carries the whole node state; a node with
+     * hundreds of thousands of presence members would block Redis for a
+     * noticeable time here and should send it in batches. */
+    store_eval(scripts_node_sync, argc, argv, NULL, NULL, NULL);
+    free(argv);
+    free(counts);
+
+    /* Joins that were waiting for Redis go out after the sync, in order. */
+    cursor = 0;
+    while ((e = hashmap_next(&channel_index, &cursor))) {
+        struct channel *ch = e->value;
+        for (uint32_t i = 0; i < ch->count; i++) {
+            struct subscriber *s = &ch->subscribers[i];
+            struct subscription *sub = &s->conn->subscriptions[s->index];
+            if (sub->state == SUBSCRIPTION_JOINING && !sub->member->join)
+                presence_send_join(s->conn, ch->name, sub->member);
+        }
+    }
 }
 
 static const struct bus_callbacks channel_bus_callbacks = {

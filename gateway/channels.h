@@ -11,15 +11,28 @@
 #include <stddef.h>
 
 #include "connection.h"
+#include "presence.h"
 
 void channels_init(void);
 void channels_shutdown(void);
 
 /* Subscribes `conn` to `name`; the caller has checked the name and auth.
  * Sends subscription_succeeded now when the topic is already in place,
- * otherwise when Redis confirms it. Returns 0, or -1 when `conn` is
- * already subscribed (or subscribing) to that channel. */
-int channels_subscribe(struct connection *conn, const char *name);
+ * otherwise when Redis confirms it. For a presence channel `member` is the
+ * identity to join with (ownership passes to the subscription) and the
+ * confirmation waits for the join script too. Returns 0, or -1 when `conn`
+ * is already subscribed (or subscribing) to that channel. */
+int channels_subscribe(struct connection *conn, const char *name, struct presence_member *member);
+
+/* Completes a presence join: sends the snapshot in `frame` and the held
+ * member events it does not cover, or the error for a full channel. */
+void channels_presence_joined(struct connection *conn, struct presence_member *member,
+                              enum presence_join_result result, unsigned long long seq,
+                              const char *frame, size_t frame_len);
+
+/* Re-registers this node's subscriptions and presence members in Redis
+ * after the command connection (re)connects, then resumes pending joins. */
+void channels_sync_node_state(void);
 
 /* Removes `conn` from `name`. Returns 0, or -1 when it was not subscribed. */
 int channels_unsubscribe(struct connection *conn, const char *name);

@@ -13,9 +13,11 @@
 #include "message.h"
 
 struct channel;
+struct presence_member;
 
 enum subscription_state {
     SUBSCRIPTION_PENDING = 0, /* waiting for Redis to confirm the topic */
+    SUBSCRIPTION_JOINING,     /* presence: topic in place, join script in flight */
     SUBSCRIPTION_ACTIVE,      /* subscription_succeeded was sent */
 };
 
@@ -23,6 +25,7 @@ enum subscription_state {
  * channel's subscriber array, kept current when that array is compacted. */
 struct subscription {
     struct channel *channel;
+    struct presence_member *member; /* presence channels only, else NULL */
     uint32_t slot;
     uint8_t state;
 };

@@ -12,6 +12,7 @@
 #include "gateway.h"
 #include "liveness.h"
 #include "log.h"
+#include "node.h"
 #include "server.h"
 
 struct gateway gateway;
@@ -56,8 +57,11 @@ static void on_stop_signal(uv_signal_t *handle, int signum)
     uv_close((uv_handle_t *)&sigterm_handle, NULL);
     uv_close((uv_handle_t *)&sigint_handle, NULL);
 
+    /* Closing the connections queues their leave scripts; the command
+     * connection sends them before it closes. */
     liveness_stop();
     server_stop();
+    node_stop();
     channels_shutdown();
 }
 
@@ -130,6 +134,7 @@ int main(int argc, char **argv)
         return 1;
     }
     channels_init();
+    node_start();
     liveness_start();
 
     uv_signal_init(gateway.loop, &sigterm_handle);

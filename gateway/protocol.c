@@ -1,5 +1,6 @@
 #include "protocol.h"
 
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "frame.h"
 #include "gateway.h"
 #include "log.h"
+#include "presence.h"
 #include "signature.h"
 
 /* Protocol versions that share the wire format this server speaks. */
@@ -22,6 +24,9 @@
 
 /* Longest part of client input quoted back in an error message. */
 #define QUOTE_MAX 200
+
+/* Longest presence user_id, as on Pusher. */
+#define USER_ID_MAX 128
 
 static struct message *pong_frame;
 
@@ -151,6 +156,60 @@ static const char *string_member(json_object *obj, const char *key)
 
 /* ---- pusher:subscribe ------------------------------------------------- */
 
+/* Parses presence channel_data: an object with user_id (string, or integer
+ * taken in its decimal form) and optional user_info (any JSON value).
+ * Answers a subscription error and returns NULL when it is unusable. */
+static struct presence_member *parse_channel_data(struct connection *conn, const char *channel,
+                                                  const char *channel_data)
+{
+    char message[256];
+    size_t limit = (size_t)conn->app->max_presence_member_bytes;
+    if (strlen(channel_data) > limit) {
+        snprintf(message, sizeof message,
+                 "Presence channel_data is %zu bytes; the limit is %zu bytes",
+                 strlen(channel_data), limit);
+        send_subscription_error(conn, channel, "LimitReached", message, 4301);
+        return NULL;
+    }
+
+    json_object *parsed = json_tokener_parse(channel_data);
+    json_object *user_id = NULL, *user_info = NULL;
+    char id[USER_ID_MAX + 1];
+    bool valid = parsed && json_object_is_type(parsed, json_type_object) &&
+                 json_object_object_get_ex(parsed, "user_id", &user_id);
+
+    if (valid && json_object_is_type(user_id, json_type_string)) {
+        const char *text = json_object_get_string(user_id);
+        size_t len = strlen(text);
+        valid = len > 0 && len <= USER_ID_MAX;
+        if (valid)
+            memcpy(id, text, len + 1);
+    } else if (valid && json_object_is_type(user_id, json_type_int)) {
+        /* A number and its decimal string are the same user. */
+        snprintf(id, sizeof id, "%" PRId64, json_object_get_int64(user_id));
+    } else {
+        valid = false;
+    }
+
+    if (!valid) {
+        json_object_put(parsed);
+        snprintf(message, sizeof message,
+                 "Invalid presence channel_data: expected a JSON object with user_id, a "
+                 "non-empty string of at most %d characters or an integer",
+                 USER_ID_MAX);
+        send_subscription_error(conn, channel, "InvalidChannelData", message, 400);
+        return NULL;
+    }
+
+    const char *info = "";
+    if (json_object_object_get_ex(parsed, "user_info", &user_info) && user_info)
+        info = json_object_to_json_string_ext(user_info, JSON_C_TO_STRING_PLAIN |
+                                                             JSON_C_TO_STRING_NOSLASHESCAPE);
+    struct presence_member *member = presence_member_new(id, info);
+    json_object_put(parsed);
+    return member;
+}
+
 static void handle_subscribe(struct connection *conn, json_object *frame)
 {
     char message[512];
@@ -184,19 +243,29 @@ static void handle_subscribe(struct connection *conn, json_object *frame)
         send_subscription_error(conn, channel, "AuthError",
                                 "The connection is not signed in as the user of this channel", 401);
         goto done;
-    case CHANNEL_PRESENCE:
-        /* TODO: presence channels (member lists kept in Redis). */
-        send_subscription_error(conn, channel, "ServerError",
-                                "Presence channels are not supported by this server yet", 501);
-        goto done;
     default:
         break;
+    }
+
+    const char *channel_data = NULL;
+    if (kind.type == CHANNEL_PRESENCE) {
+        /* TODO: a signed-in connection may omit channel_data and join as
+         * its user once pusher:signin is implemented. */
+        channel_data = string_member(data, "channel_data");
+        if (!channel_data) {
+            send_subscription_error(conn, channel, "AuthError",
+                                    "Presence channels need channel_data, a JSON string with "
+                                    "user_id and user_info, signed by your auth endpoint",
+                                    401);
+            goto done;
+        }
     }
 
     if (channel_requires_auth(kind.type)) {
         const char *auth = string_member(data, "auth");
         enum signature_status status =
-            auth ? signature_check_channel_auth(conn->app, auth, conn->socket_id, channel, NULL)
+            auth ? signature_check_channel_auth(conn->app, auth, conn->socket_id, channel,
+                                                channel_data)
                  : SIGNATURE_MALFORMED;
         if (status != SIGNATURE_OK) {
             if (status == SIGNATURE_WRONG_KEY) {
@@ -206,15 +275,23 @@ static void handle_subscribe(struct connection *conn, json_object *frame)
                          key_len > QUOTE_MAX ? QUOTE_MAX : key_len, auth);
             } else {
                 snprintf(message, sizeof message,
-                         "Invalid signature: Expected HMAC SHA256 hex digest of %s:%s, but got %.*s",
-                         conn->socket_id, channel, QUOTE_MAX, auth ? auth : "(no auth)");
+                         "Invalid signature: Expected HMAC SHA256 hex digest of %s:%s%s, but got %.*s",
+                         conn->socket_id, channel, channel_data ? ":<channel_data>" : "",
+                         QUOTE_MAX, auth ? auth : "(no auth)");
             }
             send_subscription_error(conn, channel, "AuthError", message, 401);
             goto done;
         }
     }
 
-    if (channels_subscribe(conn, channel) != 0) {
+    struct presence_member *member = NULL;
+    if (channel_data) {
+        member = parse_channel_data(conn, channel, channel_data);
+        if (!member)
+            goto done;
+    }
+
+    if (channels_subscribe(conn, channel, member) != 0) {
         snprintf(message, sizeof message, "Existing subscription to channel %s", channel);
         connection_send_error(conn, -1, message);
     }

@@ -1,12 +1,12 @@
 #include "redis_link.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "gateway.h"
 #include "log.h"
+#include "redis_uv.h"
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -131,9 +131,13 @@ static void link_connect(struct redis_link *link)
         return;
     }
 
+    if (redis_uv_attach(ac, gateway.loop) != 0) {
+        redisAsyncFree(ac);
+        schedule_reconnect(link, "cannot watch the socket");
+        return;
+    }
     ac->data = link;
     link->context = ac;
-    redisLibuvAttach(ac, gateway.loop);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
 }

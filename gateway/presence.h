@@ -1,0 +1,54 @@
+/* Presence channels: the member side of one presence subscription, and
+ * the Redis scripts that join and leave.
+ *
+ * The member list lives only in Redis (scripts.h); a gateway keeps, per
+ * presence subscription, the member identity it joined with and, while the
+ * join is in flight, the member events that arrive before the snapshot. */
+#ifndef HERALD_GATEWAY_PRESENCE_H
+#define HERALD_GATEWAY_PRESENCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "connection.h"
+#include "message.h"
+
+struct presence_join;
+
+struct presence_member {
+    char *user_id;   /* canonical string form; a numeric id becomes its digits */
+    char *user_info; /* JSON text, or "" when channel_data had none */
+    struct presence_join *join; /* the join script in flight, or NULL */
+    bool joined;     /* Redis lists this socket as a member */
+
+    /* Member events received while the join was in flight, with their
+     * sequence numbers; delivered after the snapshot unless it already
+     * contains them. */
+    struct message **held;
+    unsigned long long *held_seq;
+    uint32_t held_count;
+    uint32_t held_capacity;
+};
+
+enum presence_join_result {
+    PRESENCE_JOINED,
+    PRESENCE_FULL,     /* the app's member limit is reached */
+    PRESENCE_RETRY,    /* Redis went away; join again after the reconnect */
+};
+
+struct presence_member *presence_member_new(const char *user_id, const char *user_info);
+
+/* Frees the member and whatever it holds; cancels a join in flight. */
+void presence_member_free(struct presence_member *member);
+
+void presence_hold(struct presence_member *member, struct message *m, unsigned long long seq);
+
+/* Runs the join script for `conn` on `channel`; the outcome arrives through
+ * channels_presence_joined(). Returns -1 when Redis is not connected. */
+int presence_send_join(struct connection *conn, const char *channel,
+                       struct presence_member *member);
+
+/* Runs the leave script; the result is not needed. */
+void presence_send_leave(struct connection *conn, const char *channel);
+
+#endif
