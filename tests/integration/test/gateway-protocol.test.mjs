@@ -45,9 +45,11 @@ function assertPusherError(frame, code) {
   return frame.data;
 }
 
+// Each request uses a new connection (agent: false), so one response that
+// closes its connection cannot break the next request.
 function httpGet(port, path) {
   return new Promise((resolve, reject) => {
-    const request = http.get({ host: '127.0.0.1', port, path }, (response) => {
+    const request = http.get({ host: '127.0.0.1', port, path, agent: false }, (response) => {
       response.resume();
       response.on('end', () => resolve(response.statusCode));
     });

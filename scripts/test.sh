@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds Herald twice (build/ and the sanitizer
+# build build-asan/), runs the CUnit unit tests, then runs the integration
+# suite against the sanitizer build and fails if any server log contains a
+# sanitizer report. Exits non-zero on any failure.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+step() {
+  printf '\n==> %s\n' "$*"
+}
+
+step "Installing missing dependencies"
+scripts/install-deps.sh
+
+step "Building build/"
+scripts/build.sh
+
+step "Building build-asan/ (AddressSanitizer + UndefinedBehaviorSanitizer)"
+scripts/build.sh --sanitize
+
+step "Running the unit tests"
+unit_args=()
+if [[ -f tests/unit/package.json ]]; then
+  # Signature vectors computed by the official pusher Node SDK, so the C
+  # code is checked against an independent implementation.
+  vectors_file=$(mktemp)
+  trap 'rm -f "$vectors_file"' EXIT
+  node tests/unit/sdk-vectors.mjs >"$vectors_file"
+  unit_args=(--sdk-vectors "$vectors_file")
+fi
+build/tests/unit/herald-unit-tests "${unit_args[@]}"
+
+step "Running the integration tests against build-asan/"
+artifacts="$repo/tests/integration/artifacts"
+rm -rf "$artifacts"
+integration_status=0
+(
+  cd tests/integration
+  HERALD_BUILD_DIR=build-asan \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    npm test
+) || integration_status=$?
+
+step "Scanning server logs for sanitizer reports"
+reports=$(grep -rlE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$artifacts" 2>/dev/null || true)
+if [[ -n "$reports" ]]; then
+  echo "Sanitizer reports found in:" >&2
+  while IFS= read -r log; do
+    echo "--- $log" >&2
+    grep -nE -A40 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log" | head -80 >&2
+  done <<<"$reports"
+  exit 1
+fi
+echo "No sanitizer reports in $artifacts"
+
+if ((integration_status != 0)); then
+  echo "Integration tests failed (exit status $integration_status); server logs are in $artifacts" >&2
+  exit "$integration_status"
+fi
+echo "All tests passed."
