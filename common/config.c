@@ -1,12 +1,13 @@
 /* Loading and validation of the configuration.
  *
- * Order: built-in defaults, then the JSON file, then HERALD_* environment
- * variables; the development app is added last, and only when no app was
- * configured. Every value is checked here, so the binaries can use the
- * struct without checking again. Every error message starts with "config: "
- * and names the file or variable and the setting. No message ever contains
- * an app secret or a Redis password, and so no message repeats a whole
- * redis_url or HERALD_APPS value either. */
+ * The sources apply in this order: built-in defaults, the JSON file, then
+ * the HERALD_* environment variables. The development app is added last,
+ * and only when no source configured an app. Every value is checked here,
+ * so the binaries can use the struct without checking again.
+ *
+ * Every error message starts with "config: " and names the file or
+ * variable and the setting. No message contains an app secret or a Redis
+ * password, so none repeats a whole redis_url or HERALD_APPS value. */
 #include "config.h"
 
 #include <ctype.h>
@@ -63,8 +64,8 @@ static void format_where(char *where, size_t size, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Allocation failure aborts, as in strbuf.c: a process that cannot copy a
- * configuration string has no useful way to go on. */
+/* Allocation failure aborts, as it does in strbuf.c, because a process
+ * that cannot copy a configuration string has no useful way to go on. */
 static char *config_strdup(const char *s)
 {
     char *copy = strdup(s);
@@ -135,9 +136,10 @@ static struct json_object *parse_json_document(const char *text, const char *whe
         fprintf(stderr, "herald: out of memory creating a JSON parser\n");
         abort();
     }
+    json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
 
-    /* The length includes the terminating NUL, which tells json-c the input
-     * is complete (otherwise a bare number would stay "incomplete"). */
+    /* The length includes the terminating NUL, which marks the end of the
+     * input for json-c. Without it a bare number would stay incomplete. */
     struct json_object *root = json_tokener_parse_ex(tok, text, (int)len + 1);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
@@ -152,7 +154,7 @@ static struct json_object *parse_json_document(const char *text, const char *whe
         return NULL;
     }
 
-    /* json-c stops after the first value; anything but whitespace after it
+    /* json-c stops after the first value. Anything but whitespace after it
      * is a broken document, not a second one. */
     for (size_t i = end; i < len; i++) {
         if (!isspace((unsigned char)text[i])) {
@@ -276,37 +278,34 @@ struct setting {
     const char *env;  /* environment variable */
     enum setting_kind kind;
     size_t offset;    /* of the field in struct herald_config */
+    int max;          /* largest SETTING_POSITIVE value; 0 means INT_MAX */
 };
 
-/* The env names are spelled out because the preprocessor cannot upper-case. */
+/* The gateway sends node_timeout to Redis as milliseconds in an int
+ * (SET ... PX), so it may be at most INT_MAX / 1000 seconds, about 24 days. */
+#define NODE_TIMEOUT_MAX (INT_MAX / 1000)
+
+/* Each entry names its field, its environment variable (spelled out,
+ * because the preprocessor cannot upper-case) and its kind. */
+#define SETTING(field, env_name, setting_kind, ...) \
+    { .name = #field, .env = env_name, .kind = setting_kind, \
+      .offset = offsetof(struct herald_config, field), __VA_ARGS__ }
+
 static const struct setting settings[] = {
-    { "prefix", "HERALD_PREFIX", SETTING_PREFIX, offsetof(struct herald_config, prefix) },
-    { "gateway_host", "HERALD_GATEWAY_HOST", SETTING_HOST,
-      offsetof(struct herald_config, gateway_host) },
-    { "gateway_port", "HERALD_GATEWAY_PORT", SETTING_PORT,
-      offsetof(struct herald_config, gateway_port) },
-    { "relay_host", "HERALD_RELAY_HOST", SETTING_HOST,
-      offsetof(struct herald_config, relay_host) },
-    { "relay_port", "HERALD_RELAY_PORT", SETTING_PORT,
-      offsetof(struct herald_config, relay_port) },
-    { "log_level", "HERALD_LOG_LEVEL", SETTING_LOG_LEVEL,
-      offsetof(struct herald_config, log_level) },
-    { "activity_timeout", "HERALD_ACTIVITY_TIMEOUT", SETTING_POSITIVE,
-      offsetof(struct herald_config, activity_timeout) },
-    { "pong_timeout", "HERALD_PONG_TIMEOUT", SETTING_POSITIVE,
-      offsetof(struct herald_config, pong_timeout) },
-    { "node_timeout", "HERALD_NODE_TIMEOUT", SETTING_POSITIVE,
-      offsetof(struct herald_config, node_timeout) },
-    { "strict_protocol", "HERALD_STRICT_PROTOCOL", SETTING_BOOL,
-      offsetof(struct herald_config, strict_protocol) },
-    { "max_message_bytes", "HERALD_MAX_MESSAGE_BYTES", SETTING_POSITIVE,
-      offsetof(struct herald_config, max_message_bytes) },
-    { "max_outbound_queue_bytes", "HERALD_MAX_OUTBOUND_QUEUE_BYTES", SETTING_POSITIVE,
-      offsetof(struct herald_config, max_outbound_queue_bytes) },
-    { "auth_timestamp_window", "HERALD_AUTH_TIMESTAMP_WINDOW", SETTING_POSITIVE,
-      offsetof(struct herald_config, auth_timestamp_window) },
-    { "max_request_body_bytes", "HERALD_MAX_REQUEST_BODY_BYTES", SETTING_POSITIVE,
-      offsetof(struct herald_config, max_request_body_bytes) },
+    SETTING(prefix, "HERALD_PREFIX", SETTING_PREFIX),
+    SETTING(gateway_host, "HERALD_GATEWAY_HOST", SETTING_HOST),
+    SETTING(gateway_port, "HERALD_GATEWAY_PORT", SETTING_PORT),
+    SETTING(relay_host, "HERALD_RELAY_HOST", SETTING_HOST),
+    SETTING(relay_port, "HERALD_RELAY_PORT", SETTING_PORT),
+    SETTING(log_level, "HERALD_LOG_LEVEL", SETTING_LOG_LEVEL),
+    SETTING(activity_timeout, "HERALD_ACTIVITY_TIMEOUT", SETTING_POSITIVE),
+    SETTING(pong_timeout, "HERALD_PONG_TIMEOUT", SETTING_POSITIVE),
+    SETTING(node_timeout, "HERALD_NODE_TIMEOUT", SETTING_POSITIVE, .max = NODE_TIMEOUT_MAX),
+    SETTING(strict_protocol, "HERALD_STRICT_PROTOCOL", SETTING_BOOL),
+    SETTING(max_message_bytes, "HERALD_MAX_MESSAGE_BYTES", SETTING_POSITIVE),
+    SETTING(max_outbound_queue_bytes, "HERALD_MAX_OUTBOUND_QUEUE_BYTES", SETTING_POSITIVE),
+    SETTING(auth_timestamp_window, "HERALD_AUTH_TIMESTAMP_WINDOW", SETTING_POSITIVE),
+    SETTING(max_request_body_bytes, "HERALD_MAX_REQUEST_BODY_BYTES", SETTING_POSITIVE),
 };
 
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
@@ -375,9 +374,10 @@ static int store_setting_int(struct herald_config *cfg, const struct setting *s,
     if (s->kind == SETTING_PORT && (value < 1 || value > 65535))
         return config_fail(err, err_len, "%s: must be a port from 1 to 65535, got %lld", where,
                            value);
-    if (s->kind == SETTING_POSITIVE && (value < 1 || value > INT_MAX))
+    int max = s->max > 0 ? s->max : INT_MAX;
+    if (s->kind == SETTING_POSITIVE && (value < 1 || value > max))
         return config_fail(err, err_len, "%s: must be an integer from 1 to %d, got %lld", where,
-                           INT_MAX, value);
+                           max, value);
     *field = (int)value;
     return 0;
 }
@@ -553,7 +553,7 @@ static int parse_redis_url(const char *url, const char *where, struct redis_conf
     const char *rest = url + sizeof scheme - 1;
 
     /* The user information ends at the last '@', because an unescaped '@'
-     * can only belong to the password, never to the host. */
+     * can belong to the password but never to the host. */
     const char *at = strrchr(rest, '@');
     if (at) {
         const char *colon = memchr(rest, ':', (size_t)(at - rest));
@@ -604,7 +604,7 @@ static int parse_redis_url(const char *url, const char *where, struct redis_conf
         p += port_len;
     }
 
-    /* Optional database number; "redis://host/" means database 0. */
+    /* Optional database number. "redis://host/" means database 0. */
     if (*p == '/') {
         p++;
         size_t db_len = strcspn(p, "?#");
@@ -640,7 +640,7 @@ bad_escape:
 enum app_field_kind {
     APP_FIELD_ID,          /* non-empty, URL-safe: it is in /apps/{id}/ and Redis keys */
     APP_FIELD_KEY,         /* non-empty, URL-safe: it is in /app/{key} and "key:signature" */
-    APP_FIELD_SECRET,      /* non-empty; never shown in a message */
+    APP_FIELD_SECRET,      /* non-empty, never shown in a message */
     APP_FIELD_BOOL,
     APP_FIELD_LIMIT,       /* integer 1..INT_MAX */
     APP_FIELD_CONNECTIONS, /* -1 for unlimited, or 1..INT_MAX */
@@ -791,11 +791,15 @@ static int parse_app(struct json_object *obj, struct app_config *app, const char
     return 0;
 }
 
-/* Replaces cfg->apps with the apps of a JSON array. `base` names the
- * array in messages ("apps", "FILE: apps" or "HERALD_APPS"). */
-static int parse_apps(struct herald_config *cfg, struct json_object *array, const char *base,
-                      char *err, size_t err_len)
+/* Replaces cfg->apps with the apps of a JSON array. `name` is the array's
+ * name in messages ("apps" or "HERALD_APPS"), and `label` goes before it
+ * ("" or "FILE: "). */
+static int parse_apps(struct herald_config *cfg, struct json_object *array, const char *label,
+                      const char *name, char *err, size_t err_len)
 {
+    char base[CONFIG_WHERE_MAX];
+    format_where(base, sizeof base, "%s%s", label, name);
+
     if (!json_object_is_type(array, json_type_array))
         return config_fail(err, err_len, "%s: expected an array of app objects, got %s", base,
                            json_type_label(array));
@@ -820,13 +824,13 @@ static int parse_apps(struct herald_config *cfg, struct json_object *array, cons
         for (size_t j = 0; j < i; j++) {
             if (strcmp(apps[i].id, apps[j].id) == 0) {
                 config_fail(err, err_len, "%s.id: duplicate id \"%s\" (also used by %s[%zu])",
-                            where, apps[i].id, base, j);
+                            where, apps[i].id, name, j);
                 goto fail;
             }
             if (strcmp(apps[i].key, apps[j].key) == 0) {
                 config_fail(err, err_len,
                             "%s.key: duplicate key \"%s\" (also used by %s[%zu])", where,
-                            apps[i].key, base, j);
+                            apps[i].key, name, j);
                 goto fail;
             }
         }
@@ -880,7 +884,7 @@ static int apply_document(struct herald_config *cfg, struct json_object *root, c
         }
 
         if (strcmp(name, "apps") == 0) {
-            if (parse_apps(cfg, value, where, err, err_len) != 0)
+            if (parse_apps(cfg, value, label, name, err, err_len) != 0)
                 return -1;
             continue;
         }
@@ -1004,7 +1008,7 @@ static int apply_environment(struct herald_config *cfg, char *err, size_t err_le
         struct json_object *root = parse_json_document(apps, "HERALD_APPS", err, err_len);
         if (!root)
             return -1;
-        int rc = parse_apps(cfg, root, "HERALD_APPS", err, err_len);
+        int rc = parse_apps(cfg, root, "", "HERALD_APPS", err, err_len);
         json_object_put(root);
         if (rc != 0)
             return -1;

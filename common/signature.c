@@ -35,13 +35,12 @@ static void hex_encode(const unsigned char *bytes, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
-/* A failure of these digests means OpenSSL itself is broken (or SHA-256
- * and MD5 were disabled by its configuration); no signature could ever be
- * checked, so the process stops instead of answering every request with a
- * misleading 401. */
-static void digest_failed(const char *what)
+/* A failed digest means OpenSSL is broken, or its configuration disabled
+ * SHA-256 or MD5. No signature could be checked after that, so the process
+ * stops instead of rejecting every request with a misleading 401. */
+static void digest_failed(const char *algorithm)
 {
-    fprintf(stderr, "herald: OpenSSL failed to compute %s\n", what);
+    fprintf(stderr, "herald: OpenSSL failed to compute %s\n", algorithm);
     abort();
 }
 
@@ -206,8 +205,8 @@ int signature_parse_query(const char *query, struct query_param **params)
     if (!query || query[0] == '\0')
         return 0;
 
-    /* Each parameter needs at least one character and one '&', so this
-     * bounds the count. */
+    /* Every parameter but the last takes at least two bytes (a name byte
+     * and '&'), so this bounds the count. */
     size_t max_count = strlen(query) / 2 + 1;
     struct query_param *list = calloc(max_count, sizeof *list);
     if (!list) {
