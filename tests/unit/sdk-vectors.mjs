@@ -6,7 +6,7 @@
 //
 // HTTP API requests are captured as the SDK sends them: the SDK talks to a
 // loopback HTTP server started here, which records the method, path, raw
-// query string and body of each request and answers 200 {}.
+// query string and body of each request and replies 200 {}.
 import { createServer } from "node:http";
 import { writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -18,7 +18,7 @@ const sdkVersion = require("pusher/package.json").version;
 const app = { id: "42", key: "app-key", secret: "app-secret" };
 
 // A fixed 32-byte master key, needed only so the SDK agrees to authorize
-// private-encrypted- channels; the signature does not cover shared_secret.
+// private-encrypted- channels. The signature does not cover shared_secret.
 const encryptionMasterKeyBase64 = Buffer.alloc(32, 7).toString("base64");
 
 function startRecorder() {

@@ -11,6 +11,7 @@
 static const char *const herald_env_names[] = {
     "HERALD_PREFIX", "HERALD_GATEWAY_HOST", "HERALD_GATEWAY_PORT", "HERALD_RELAY_HOST",
     "HERALD_RELAY_PORT", "HERALD_LOG_LEVEL", "HERALD_ACTIVITY_TIMEOUT", "HERALD_PONG_TIMEOUT",
+    "HERALD_NODE_TIMEOUT",
     "HERALD_STRICT_PROTOCOL", "HERALD_MAX_MESSAGE_BYTES", "HERALD_MAX_OUTBOUND_QUEUE_BYTES",
     "HERALD_AUTH_TIMESTAMP_WINDOW", "HERALD_MAX_REQUEST_BODY_BYTES", "HERALD_REDIS_URL",
     "HERALD_REDIS_PASSWORD", "HERALD_APPS",
@@ -96,6 +97,7 @@ static void check_defaults(const struct herald_config *cfg)
     ASSERT_INT_EQ(cfg->log_level, LOG_LEVEL_INFO);
     ASSERT_INT_EQ(cfg->activity_timeout, 120);
     ASSERT_INT_EQ(cfg->pong_timeout, 30);
+    ASSERT_INT_EQ(cfg->node_timeout, 10);
     CU_ASSERT_FALSE(cfg->strict_protocol);
     ASSERT_INT_EQ(cfg->max_message_bytes, 16384);
     ASSERT_INT_EQ(cfg->max_outbound_queue_bytes, 262144);
@@ -180,6 +182,7 @@ static const char full_document[] =
     "  \"log_level\": \"debug\",\n"
     "  \"activity_timeout\": 60,\n"
     "  \"pong_timeout\": 10,\n"
+    "  \"node_timeout\": 25,\n"
     "  \"strict_protocol\": true,\n"
     "  \"max_message_bytes\": 20000,\n"
     "  \"max_outbound_queue_bytes\": 1048576,\n"
@@ -212,6 +215,7 @@ static void check_full_document(const struct herald_config *cfg)
     ASSERT_INT_EQ(cfg->log_level, LOG_LEVEL_DEBUG);
     ASSERT_INT_EQ(cfg->activity_timeout, 60);
     ASSERT_INT_EQ(cfg->pong_timeout, 10);
+    ASSERT_INT_EQ(cfg->node_timeout, 25);
     CU_ASSERT_TRUE(cfg->strict_protocol);
     ASSERT_INT_EQ(cfg->max_message_bytes, 20000);
     ASSERT_INT_EQ(cfg->max_outbound_queue_bytes, 1048576);
@@ -349,6 +353,22 @@ static void test_file_error_names_file_and_setting(void)
     unlink(path);
 }
 
+static void test_file_duplicate_names_both_apps(void)
+{
+    char path[64];
+    write_temp_file(path, "{\"apps\":[{\"id\":\"1\",\"key\":\"app-key\",\"secret\":\"a\"},"
+                          "{\"id\":\"2\",\"key\":\"app-key\",\"secret\":\"b\"}]}");
+
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    ASSERT_INT_EQ(config_load(&cfg, path, err, sizeof err), -1);
+    char expected[200];
+    snprintf(expected, sizeof expected,
+             "config: %s: apps[1].key: duplicate key \"app-key\" (also used by apps[0])", path);
+    ASSERT_STR_EQ(err, expected);
+    unlink(path);
+}
+
 static void test_file_with_nul_byte(void)
 {
     char path[64];
@@ -374,6 +394,8 @@ static void test_invalid_documents(void)
     EXPECT_ERROR("42", "config: the top level must be a JSON object, got an integer");
     EXPECT_ERROR("{\"prefix\": }", "config: document: invalid JSON at line 1, column 12: "
                                    "unexpected character");
+    EXPECT_ERROR("{\"prefix\": \"\xff\"}", "config: document: invalid JSON at line 1, "
+                                         "column 13: invalid utf-8 string");
 }
 
 /* ------------------------------------------------------------------------
@@ -486,6 +508,10 @@ static void test_out_of_range_numbers(void)
                  "config: activity_timeout: must be an integer from 1 to 2147483647, got 0");
     EXPECT_ERROR("{\"pong_timeout\":-5}",
                  "config: pong_timeout: must be an integer from 1 to 2147483647, got -5");
+    EXPECT_ERROR("{\"node_timeout\":0}",
+                 "config: node_timeout: must be an integer from 1 to 2147483, got 0");
+    EXPECT_ERROR("{\"node_timeout\":2147484}",
+                 "config: node_timeout: must be an integer from 1 to 2147483, got 2147484");
     EXPECT_ERROR("{\"auth_timestamp_window\":0}",
                  "config: auth_timestamp_window: must be an integer from 1 to 2147483647, got 0");
     EXPECT_ERROR("{\"max_message_bytes\":2147483648}",
@@ -722,6 +748,7 @@ static void test_env_sets_every_setting(void)
     setenv("HERALD_LOG_LEVEL", "DEBUG", 1);
     setenv("HERALD_ACTIVITY_TIMEOUT", "90", 1);
     setenv("HERALD_PONG_TIMEOUT", "15", 1);
+    setenv("HERALD_NODE_TIMEOUT", "45", 1);
     setenv("HERALD_STRICT_PROTOCOL", "yes", 1);
     setenv("HERALD_MAX_MESSAGE_BYTES", "32768", 1);
     setenv("HERALD_MAX_OUTBOUND_QUEUE_BYTES", "524288", 1);
@@ -740,6 +767,7 @@ static void test_env_sets_every_setting(void)
     ASSERT_INT_EQ(cfg.log_level, LOG_LEVEL_DEBUG);
     ASSERT_INT_EQ(cfg.activity_timeout, 90);
     ASSERT_INT_EQ(cfg.pong_timeout, 15);
+    ASSERT_INT_EQ(cfg.node_timeout, 45);
     CU_ASSERT_TRUE(cfg.strict_protocol);
     ASSERT_INT_EQ(cfg.max_message_bytes, 32768);
     ASSERT_INT_EQ(cfg.max_outbound_queue_bytes, 524288);
@@ -945,6 +973,7 @@ CU_ErrorCode test_config_register(void)
         { "file is directory", test_file_is_directory },
         { "file invalid JSON", test_file_invalid_json },
         { "file error names file and setting", test_file_error_names_file_and_setting },
+        { "file duplicate names both apps", test_file_duplicate_names_both_apps },
         { "file with NUL byte", test_file_with_nul_byte },
         { "invalid documents", test_invalid_documents },
         { "unknown top-level key", test_unknown_top_level_key },

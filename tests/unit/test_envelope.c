@@ -125,7 +125,7 @@ static void test_decode_without_sequence_is_zero(void)
 
 static void test_decode_ignores_fields_after_sequence(void)
 {
-    /* A later header version may append fields; this reader keeps working. */
+    /* A later header version may append fields, which this reader ignores. */
     struct envelope env = { 0 };
     ASSERT_INT_EQ(envelope_decode(LITERAL("h1 - 2 8 future-field\n{}"), &env), 0);
     ASSERT_INT_EQ(env.seq, 8);

@@ -113,8 +113,8 @@ static void test_growth_keeps_every_entry(void)
 
 static void test_churn_reuses_tombstones(void)
 {
-    /* Insert and remove far more keys than the table holds at once; the
-     * table must not grow without bound or lose live entries. */
+    /* Insert and remove far more keys than fit in the table at once. The
+     * table must neither grow without bound nor lose live entries. */
     size_t stride;
     char *keys = make_keys(&stride);
     struct hashmap map;
@@ -173,7 +173,7 @@ static void test_remove_during_iteration(void)
         hashmap_put(&map, key, strlen(key), (void *)(uintptr_t)i);
     }
 
-    /* Removing the entry just returned is allowed; remove the even ones. */
+    /* Removing the entry just returned is allowed. This removes the even ones. */
     size_t cursor = 0, removed = 0;
     struct hashmap_entry *e;
     while ((e = hashmap_next(&map, &cursor))) {

@@ -1,7 +1,7 @@
 /* Checks Herald's signature code against vectors produced by the official
- * pusher Node SDK (tests/unit/sdk-vectors.mjs). Enabled with
- * --sdk-vectors FILE; when the file cannot be read the suite's init fails,
- * which fails the run instead of skipping the checks. */
+ * pusher Node SDK (tests/unit/sdk-vectors.mjs), when the runner gets
+ * --sdk-vectors FILE. If the file cannot be read, the suite's init fails,
+ * and that fails the run instead of skipping the checks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,7 +169,8 @@ static void test_sdk_requests(void)
         if (param_count <= 0)
             continue;
 
-        /* The SDK stamps its own clock; check against that instant. */
+        /* The SDK stamps the request with its own clock, so the check runs
+         * at that instant. */
         time_t now = (time_t)query_timestamp(params, param_count);
         size_t body_len = strlen(body);
         char err[1024] = "";

@@ -146,8 +146,7 @@ static void test_channel_auth_over_exact_channel_data(void)
                       "app-key:704ca68302473e553f546f3ed38d68291ba67eb8d5c61fad53c24996e89ff419",
                       "1234.5678", "presence-room.7", NULL),
                   SIGNATURE_MISMATCH);
-    /* The Pusher page's presence example prints the hash of "Mr. Pusher"
-     * next to the text "Mr. Channels"; that hash must not pass. */
+    /* The same signature with another user_info must not pass. */
     ASSERT_INT_EQ(signature_check_channel_auth(
                       &docs_app,
                       "278d425bdf160c739803:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80",
@@ -306,8 +305,8 @@ static void test_parse_query_lowercases_keys_only(void)
 static void test_parse_query_odd_pairs(void)
 {
     struct query_param *params;
-    /* Empty pairs and pairs without a name are skipped; a name without
-     * '=' gets an empty value; only the first '=' splits. */
+    /* Empty pairs and pairs without a name are skipped. A name without
+     * '=' gets an empty value, and only the first '=' splits. */
     int count = signature_parse_query("&&a=1&&=skipped&flag&b=x=y&c=&", &params);
     ASSERT_INT_EQ(count, 4);
     CU_ASSERT_PTR_NOT_NULL_FATAL(params);
@@ -400,7 +399,7 @@ static void test_request_string_sorts_and_drops_signature(void)
 
 static void test_request_string_byte_order(void)
 {
-    /* '_' (0x5f) sorts before 'b' (0x62); a shorter key before its extensions. */
+    /* '_' (0x5f) sorts before 'b' (0x62), and a key before its extensions. */
     check_request_string("get", "/p", "ab=3&a_b=2&a=1&b=4",
                          "GET\n/p\na=1&a_b=2&ab=3&b=4", __LINE__);
 }
@@ -424,7 +423,7 @@ static void test_request_string_without_params(void)
  * Request verification
  * ------------------------------------------------------------------------ */
 
-/* Parses `query` and runs signature_check_request; returns the status and
+/* Parses `query` and runs signature_check_request. Returns the status and
  * leaves the message in `err`. */
 static int check_request(const struct app_config *app, const char *method, const char *path,
                          const char *query, const char *body, time_t now, int window,

@@ -31,8 +31,8 @@ CU_ErrorCode test_signature_register(void);
  * JSON file at `path`. The suite fails when the file cannot be read. */
 CU_ErrorCode test_sdk_vectors_register(const char *path);
 
-/* Assertion helpers: on failure they record a CUnit failure whose text
- * contains the expression and both values (strings are cut at 200 bytes). */
+/* Assertion helpers. On failure each records a CUnit failure whose text
+ * contains the expression and both values, with strings cut at 200 bytes. */
 void unit_assert_str_equal(const char *actual, const char *expected, const char *expression,
                            const char *file, unsigned line);
 void unit_assert_mem_equal(const void *actual, size_t actual_len, const void *expected,
