@@ -24,8 +24,13 @@ struct channel_kind channel_classify(const char *name)
 {
     for (size_t i = 0; i < sizeof prefix_rules / sizeof prefix_rules[0]; i++) {
         const char *prefix = prefix_rules[i].prefix;
-        if (strncmp(name, prefix, strlen(prefix)) == 0)
-            return prefix_rules[i].kind;
+        size_t prefix_len = strlen(prefix);
+        if (strncmp(name, prefix, prefix_len) != 0)
+            continue;
+        /* "#server-to-user-" alone names no user: it is just reserved. */
+        if (prefix_rules[i].kind.type == CHANNEL_SERVER_TO_USER && !name[prefix_len])
+            continue;
+        return prefix_rules[i].kind;
     }
     return (struct channel_kind){ CHANNEL_PUBLIC, false };
 }

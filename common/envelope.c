@@ -3,12 +3,18 @@
 #include <stdio.h>
 #include <string.h>
 
-void envelope_encode(struct strbuf *out, const char *exclude, unsigned flags,
-                     const char *frame, size_t frame_len)
+int envelope_encode(struct strbuf *out, const char *exclude, unsigned flags,
+                    const char *frame, size_t frame_len)
 {
+    if (exclude && exclude[0]) {
+        size_t len = strcspn(exclude, " \n");
+        if (exclude[len] || len > ENVELOPE_SOCKET_ID_MAX)
+            return -1;
+    }
     strbuf_appendf(out, ENVELOPE_VERSION " %s %x\n",
                    exclude && exclude[0] ? exclude : "-", flags);
     strbuf_append(out, frame, frame_len);
+    return 0;
 }
 
 static int parse_hex(const char *s, size_t len, unsigned *value)

@@ -32,9 +32,11 @@ struct envelope {
     size_t frame_len;
 };
 
-/* Appends the envelope for `frame` to `out`. `exclude` may be NULL. */
-void envelope_encode(struct strbuf *out, const char *exclude, unsigned flags,
-                     const char *frame, size_t frame_len);
+/* Appends the envelope for `frame` to `out`. `exclude` may be NULL or "";
+ * otherwise it must be 1 to ENVELOPE_SOCKET_ID_MAX characters without
+ * spaces or newlines. Returns 0, or -1 (appending nothing) when it is not. */
+int envelope_encode(struct strbuf *out, const char *exclude, unsigned flags,
+                    const char *frame, size_t frame_len);
 
 /* Parses `buf` without copying: the result points into `buf`.
  * Returns 0, or -1 when the header is malformed or the version unknown. */

@@ -47,6 +47,8 @@ void log_write(enum log_level level, const char *fmt, ...)
 {
     if (level < log_min_level)
         return;
+    if (level > LOG_LEVEL_ERROR)
+        level = LOG_LEVEL_ERROR;
 
     struct timeval tv;
     gettimeofday(&tv, NULL);

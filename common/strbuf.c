@@ -42,6 +42,7 @@ void strbuf_reserve(struct strbuf *sb, size_t extra)
     }
     sb->data = data;
     sb->cap = cap;
+    sb->data[sb->len] = '\0';
 }
 
 void strbuf_append(struct strbuf *sb, const void *bytes, size_t len)

@@ -98,6 +98,7 @@ static void test_classify_hash_names(void)
     static const struct classify_case cases[] = {
         { "#server-to-user-user@example.com", CHANNEL_SERVER_TO_USER, false },
         { "#server-to-user", CHANNEL_RESERVED, false },
+        { "#server-to-user-", CHANNEL_RESERVED, false },
         { "#server-to-users-7", CHANNEL_RESERVED, false },
         { "#Server-to-user-7", CHANNEL_RESERVED, false },
         { "#", CHANNEL_RESERVED, false },

@@ -41,6 +41,21 @@ static void test_encode_exclude_and_flags(void)
     strbuf_free(&sb);
 }
 
+static void test_encode_rejects_bad_exclude(void)
+{
+    struct strbuf sb;
+    strbuf_init(&sb);
+    char too_long[ENVELOPE_SOCKET_ID_MAX + 2];
+    memset(too_long, '1', sizeof too_long - 1);
+    too_long[sizeof too_long - 1] = '\0';
+
+    CU_ASSERT_EQUAL(envelope_encode(&sb, "12 34", 0, "{}", 2), -1);
+    CU_ASSERT_EQUAL(envelope_encode(&sb, "12\n34", 0, "{}", 2), -1);
+    CU_ASSERT_EQUAL(envelope_encode(&sb, too_long, 0, "{}", 2), -1);
+    ASSERT_INT_EQ(sb.len, 0);
+    strbuf_free(&sb);
+}
+
 static void test_round_trip(void)
 {
     struct strbuf sb;
@@ -194,6 +209,7 @@ CU_ErrorCode test_envelope_register(void)
         { "encode without exclude", test_encode_without_exclude },
         { "encode empty exclude is dash", test_encode_empty_exclude_is_dash },
         { "encode exclude and flags", test_encode_exclude_and_flags },
+        { "encode rejects bad exclude", test_encode_rejects_bad_exclude },
         { "round trip", test_round_trip },
         { "round trip dash means no exclude", test_round_trip_dash_means_no_exclude },
         { "round trip binary frame", test_round_trip_binary_frame },

@@ -189,13 +189,10 @@ static void test_detach_transfers_ownership(void)
     ASSERT_INT_EQ(sb.len, 0);
     free(data);
 
-    /* An empty buffer still detaches an allocation the caller can free.
-     * NOTE: its first byte is not yet checked for NUL because strbuf_reserve
-     * leaves a new allocation unterminated, so strbuf_detach of a never-used
-     * buffer returns an unterminated string. Add ASSERT_STR_EQ(data, "")
-     * once strbuf.c terminates it. */
+    /* An empty buffer still detaches a terminated allocation. */
     data = strbuf_detach(&sb, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+    ASSERT_STR_EQ(data, "");
     free(data);
 
     /* A buffer that was used and reset detaches "". */
