@@ -18,7 +18,8 @@ void store_stop(void);
 bool store_connected(void);
 uint64_t store_reconnects(void);
 
-/* Runs a Lua script with no KEYS and the given ARGV. `callback` may be
+/* Runs a Lua script with no KEYS and the given ARGV; the scripts of
+ * scripts.h go by EVALSHA, anything else by EVAL. `callback` may be
  * NULL. Returns 0 when queued, -1 when Redis is not connected. */
 int store_eval(const char *script, int argc, const char **argv, const size_t *lengths,
                store_reply_fn callback, void *privdata);
