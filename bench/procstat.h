@@ -1,0 +1,17 @@
+/* Readings of another process from /proc: CPU time and resident memory. */
+#ifndef HERALD_BENCH_PROCSTAT_H
+#define HERALD_BENCH_PROCSTAT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct procstat {
+    double cpu_seconds; /* utime + stime */
+    uint64_t rss_kb;    /* VmRSS */
+};
+
+/* Reads /proc/PID/stat and /proc/PID/status. Returns 0, or -1 when the
+ * process is gone or a file has an unexpected shape. */
+int procstat_read(pid_t pid, struct procstat *out);
+
+#endif
