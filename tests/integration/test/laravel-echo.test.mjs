@@ -74,6 +74,8 @@ function record(echo, channelLabel, eventName) {
   return (payload) => echo.inbox.push({ index: echo.inbox.mark(), channel: channelLabel, event: eventName, payload });
 }
 
+// Binds at once: pusher-js does not replay pusher:subscription_succeeded to
+// a callback bound after the subscription completed.
 function subscribed(channel, what) {
   return withTimeout(
     new Promise((resolve, reject) => {
@@ -113,9 +115,10 @@ describe('Laravel Echo', () => {
       const news = echo.channel('news')
         .listen('.order.shipped', record(echo, 'news', 'order.shipped'))
         .listen('OrderShipped', record(echo, 'news', 'App\\Events\\OrderShipped'));
+      const newsSubscribed = subscribed(news, 'subscribing to news');
       const orders = echo.private('orders.7').listen('OrderShipped', record(echo, 'orders.7', 'App\\Events\\OrderShipped'));
-      await subscribed(news, 'subscribing to news');
-      await subscribed(orders, 'subscribing to private-orders.7');
+      const ordersSubscribed = subscribed(orders, 'subscribing to private-orders.7');
+      await Promise.all([newsSubscribed, ordersSubscribed]);
     }
     assert.ok(authRequests >= 2, `expected the auth endpoint to be called, saw ${authRequests} requests`);
 
@@ -140,9 +143,10 @@ describe('Laravel Echo', () => {
   it('stops receiving after leave', async () => {
     const echo = await connectEcho(0, 'leaver');
     const orders = echo.private('orders.8').listen('OrderShipped', record(echo, 'orders.8', 'App\\Events\\OrderShipped'));
+    const ordersSubscribed = subscribed(orders, 'subscribing to private-orders.8');
     const marker = echo.channel('marker').listen('.marker', record(echo, 'marker', 'marker'));
-    await subscribed(orders, 'subscribing to private-orders.8');
-    await subscribed(marker, 'subscribing to marker');
+    const markerSubscribed = subscribed(marker, 'subscribing to marker');
+    await Promise.all([ordersSubscribed, markerSubscribed]);
 
     echo.leave('orders.8');
     const backend = cluster.sdk();
