@@ -7,8 +7,12 @@ import PusherJs from 'pusher-js';
 
 import { EVENT_TIMEOUT_MS, Inbox, withTimeout } from './wait.mjs';
 
-/** pusher-js options for gateway `port` (the settings a Laravel Echo 'reverb' setup passes). */
-export function pusherJsOptions(port, backend) {
+/**
+ * Returns pusher-js options for gateway `port` (the settings a Laravel Echo
+ * 'reverb' setup passes). `presenceUser` ({ user_id, user_info }) is the
+ * channel_data the backend signs for presence channels.
+ */
+export function pusherJsOptions(port, backend, presenceUser) {
   return {
     cluster: '',
     wsHost: '127.0.0.1',
@@ -20,7 +24,8 @@ export function pusherJsOptions(port, backend) {
     channelAuthorization: {
       customHandler: ({ socketId, channelName }, callback) => {
         try {
-          callback(null, backend.authorizeChannel(socketId, channelName));
+          const channelData = channelName.startsWith('presence-') ? presenceUser : undefined;
+          callback(null, backend.authorizeChannel(socketId, channelName, channelData));
         } catch (error) {
           callback(error, null);
         }
@@ -33,11 +38,13 @@ export class PusherJsClient {
   /**
    * name: label used in failure messages.
    * backend: the `pusher` SDK instance that signs channel authorizations.
+   * presenceUser: { user_id, user_info } for presence channels.
    */
-  constructor(cluster, gatewayIndex, { name, backend = cluster.sdk() }) {
+  constructor(cluster, gatewayIndex, { name, backend = cluster.sdk(), presenceUser }) {
     this.name = name;
     this.inbox = new Inbox(name);
-    this.pusher = new PusherJs(cluster.app.key, pusherJsOptions(cluster.gatewayPort(gatewayIndex), backend));
+    const options = pusherJsOptions(cluster.gatewayPort(gatewayIndex), backend, presenceUser);
+    this.pusher = new PusherJs(cluster.app.key, options);
   }
 
   /** Connects and waits for the 'connected' state; returns the client. */
