@@ -49,7 +49,7 @@ step "Scanning server logs for sanitizer reports"
 # AddressSanitizer errors and UBSan runtime errors always fail the run.
 # LeakSanitizer reports fail it only with HERALD_TEST_FAIL_ON_LEAKS=1.
 # NOTE: leaks are not fatal by default because herald-gateway still leaks
-# its libwebsockets context at shutdown; make them fatal once that is fixed.
+# its libwebsockets context at shutdown. Make them fatal once that is fixed.
 error_pattern='ERROR: AddressSanitizer|runtime error:'
 leak_pattern='ERROR: LeakSanitizer'
 if [[ ${HERALD_TEST_FAIL_ON_LEAKS:-0} == 1 ]]; then

@@ -47,12 +47,12 @@ export class RawClient {
     this.socket.on('ping', () => {
       this.protocolPings += 1;
     });
-    // A closed or reset socket is reported through `closed`; without this
-    // listener an 'error' event after open would crash the test process.
+    // A closed or reset socket is reported through `closed`. Without this
+    // listener, an 'error' event after open would crash the test process.
     this.socket.on('error', () => {});
   }
 
-  /** Connects and waits for pusher:connection_established; returns the client. */
+  /** Connects, waits for pusher:connection_established and returns the client. */
   static async connect(url, options = {}) {
     const client = new RawClient(url, options);
     // Promise.all rejects as soon as the upgrade fails, without waiting for

@@ -1,5 +1,6 @@
 // Waiting with deadlines. Tests wait for a condition or an event, never for
-// a fixed time, so a slow machine only makes them slower, not flaky.
+// a fixed time, so a slow machine makes them slower rather than failing
+// them, up to each wait's timeout.
 
 export const EVENT_TIMEOUT_MS = 8000;
 

@@ -57,7 +57,7 @@ describe('server ping', () => {
     assert.equal(code, 4201, `expected close code 4201 (pong reply not received), got ${code}`);
 
     // Three more server pings (pusher:ping frames or RFC 6455 ping frames)
-    // reach the answering client after the silent one was closed; a closed
+    // reach the answering client after the silent one was closed. A closed
     // connection would get none, so the wait would time out.
     const pingsSoFar = () => answering.events('pusher:ping').length + answering.protocolPings;
     const baseline = pingsSoFar();

@@ -24,7 +24,7 @@ function memberIds(channel) {
   return ids.sort();
 }
 
-/** Connects a raw client to gateway `gatewayIndex` and joins ROOM as `user`; returns [client, presence data]. */
+/** Connects a raw client to gateway `gatewayIndex`, joins ROOM as `user` and returns [client, presence data]. */
 async function joinRaw(gatewayIndex, user, name) {
   const client = await RawClient.connect(cluster.gatewayUrl(gatewayIndex), { name });
   clients.push(client);
@@ -108,7 +108,7 @@ describe('presence channels', () => {
     assert.deepEqual([...secondView.ids].sort(), ['1', '2']);
     assert.deepEqual(secondView.hash['2'], BOB.user_info);
 
-    // Carol joins after Bob's second connection; her member_added is the marker.
+    // Carol joins after Bob's second connection, so her member_added is the marker.
     const [carol] = await joinRaw(0, CAROL, 'carol on gateway 1');
     const carolAdded = await alice.inbox.waitFor(
       (item) => item.event === 'pusher:member_added' && item.data.id === '3',
