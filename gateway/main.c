@@ -148,8 +148,11 @@ int main(int argc, char **argv)
              gateway.config.app_count);
 
     uv_run(gateway.loop, UV_RUN_DEFAULT);
+    server_free();
+    uv_run(gateway.loop, UV_RUN_DEFAULT);
 
-    uv_loop_close(gateway.loop);
+    if (uv_loop_close(gateway.loop) != 0)
+        log_warn("event loop closed with handles still open");
     config_free(&gateway.config);
     log_info("stopped");
     return 0;

@@ -21,6 +21,7 @@
 #define CLOSE_GRACE_SECONDS 5
 
 static uint64_t slow_consumers_closed;
+static bool stop_started;
 
 /* ---- sending ---------------------------------------------------------- */
 
@@ -344,6 +345,17 @@ int server_start(void)
 
 void server_stop(void)
 {
+    if (gateway.lws && !stop_started) {
+        stop_started = true;
+        lws_context_destroy(gateway.lws);
+    }
+}
+
+void server_free(void)
+{
+    /* On a foreign loop, the first lws_context_destroy() only starts
+     * closing lws's libuv handles; once the loop has run them to
+     * completion, a second call frees the context itself. */
     if (gateway.lws) {
         lws_context_destroy(gateway.lws);
         gateway.lws = NULL;
