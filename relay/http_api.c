@@ -1,9 +1,10 @@
 /* The Pusher HTTP API: routing, request checks, publishing and responses.
  *
- * Checks run in the order Pusher documents: the app id in the path (404),
- * the body size (413, enforced by evhttp while reading), the signature (400
- * or 401), the app being enabled (403), then the body itself (400 or 413).
- * Only a request that passed all of them touches Redis. */
+ * evhttp rejects a body over max_request_body_bytes (413) while reading it,
+ * before any other check. The rest run in the order Pusher documents: the
+ * path and method (404, 405), the app id (404), the signature (400 or 401),
+ * the app being enabled (403), then the body itself (400 or 413). Only a
+ * request that passed all of them touches Redis. */
 #include "http_api.h"
 
 #include <arpa/inet.h>
@@ -25,8 +26,8 @@
 #include "strbuf.h"
 #include "trigger.h"
 
-/* Idle keep-alive connections and slow request reads are closed after this;
- * the Pusher Node SDK and Guzzle reconnect transparently. */
+/* Idle keep-alive connections and slow request reads are closed after this
+ * many seconds. Clients then open a new connection for their next request. */
 #define HTTP_API_TIMEOUT_S 60
 #define HTTP_API_MAX_HEADERS_BYTES (64 * 1024)
 #define HTTP_API_MESSAGE_MAX 512
