@@ -74,6 +74,10 @@ function tailOfFile(file, maxBytes = 4000) {
   }
 }
 
+function logLines(file, text) {
+  return fs.readFileSync(file, 'utf8').split('\n').filter((line) => line.includes(text));
+}
+
 function findBinary(relativePath) {
   const file = path.join(buildDir(), relativePath);
   if (!fs.existsSync(file)) {
@@ -165,15 +169,25 @@ class ManagedProcess {
 }
 
 // Children still running when the test process exits (an uncaught error,
-// a timeout of the runner) are killed by PID so they never outlive a run.
+// a timeout of the runner, Ctrl-C) are killed by PID so they never outlive
+// a run.
 const liveProcesses = new Set();
-process.on('exit', () => {
+
+function killLiveProcesses() {
   for (const managed of liveProcesses) {
     if (managed.isRunning()) {
       managed.child.kill('SIGKILL');
     }
   }
-});
+}
+
+process.on('exit', killLiveProcesses);
+for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+  process.on(signal, () => {
+    killLiveProcesses();
+    process.exit(status);
+  });
+}
 
 export class Cluster {
   constructor(name) {
@@ -182,6 +196,10 @@ export class Cluster {
     this.gateways = [];
     this.prefix = `herald-test-${process.pid}:`;
     this.app = DEV_APP;
+    // Processes a test stopped or killed on purpose (killGateway, stopRedis),
+    // which assertAllRunning does not report.
+    this.expectedExits = new Set();
+    this.redisStarts = 0;
   }
 
   /**
@@ -201,14 +219,7 @@ export class Cluster {
     const relayBinary = findBinary(path.join('relay', 'herald-relay'));
 
     this.redisPort = await freePort();
-    const redis = this.#spawn('redis', 'redis-server', [
-      '--port', String(this.redisPort),
-      '--bind', '127.0.0.1',
-      '--save', '',
-      '--appendonly', 'no',
-      '--dir', this.logDir,
-    ], process.env);
-    await redis.waitForPort(this.redisPort);
+    await this.#startRedisServer();
 
     const heraldEnv = childEnvironment({
       HERALD_REDIS_URL: `redis://127.0.0.1:${this.redisPort}`,
@@ -231,6 +242,22 @@ export class Cluster {
     }
     await Promise.all(waits);
     return this;
+  }
+
+  // Starts redis-server on this.redisPort without persistence, so a
+  // restarted server begins empty, as after losing its data.
+  async #startRedisServer() {
+    this.redisStarts += 1;
+    const name = this.redisStarts === 1 ? 'redis' : `redis-${this.redisStarts}`;
+    this.redis = this.#spawn(name, 'redis-server', [
+      '--port', String(this.redisPort),
+      '--bind', '127.0.0.1',
+      '--save', '',
+      '--appendonly', 'no',
+      '--dir', this.logDir,
+    ], process.env);
+    await this.redis.waitForPort(this.redisPort);
+    return this.redis;
   }
 
   #spawn(name, command, args, env) {
@@ -285,9 +312,80 @@ export class Cluster {
     return `${this.prefix}ch:{${this.app.id}:${channel}}`;
   }
 
-  /** Throws, naming each one with its log tail, if any process has exited. */
+  /**
+   * Key of the Redis structure `kind` of `channel`:
+   * <prefix><kind>:{<app id>:<channel>}, for kind members, member-conns,
+   * sockets, subs or seq.
+   */
+  channelKey(kind, channel) {
+    return `${this.prefix}${kind}:{${this.app.id}:${channel}}`;
+  }
+
+  /** HGETALL of `key` as a plain object (empty when the key does not exist). */
+  async redisHash(key) {
+    const output = await this.redisCli('HGETALL', key);
+    const hash = {};
+    if (output === '') {
+      return hash;
+    }
+    // Without a terminal, redis-cli prints each field and each value on a line of its own.
+    const lines = output.split('\n');
+    if (lines.length % 2 !== 0) {
+      throw new Error(`HGETALL ${key} returned an odd number of lines:\n${output}`);
+    }
+    for (let index = 0; index < lines.length; index += 2) {
+      hash[lines[index]] = lines[index + 1];
+    }
+    return hash;
+  }
+
+  /** Kills gateway `index` with SIGKILL by PID and waits until it has exited. */
+  async killGateway(index) {
+    const managed = this.gateways[index].process;
+    this.expectedExits.add(managed);
+    managed.child.kill('SIGKILL');
+    await managed.exited;
+  }
+
+  /** Stops this cluster's redis-server with SIGTERM by PID; the gateways and the relay keep running. */
+  async stopRedis() {
+    const managed = this.redis;
+    this.expectedExits.add(managed);
+    return managed.stop();
+  }
+
+  /**
+   * Starts a new, empty redis-server on the port of the stopped one and
+   * waits until it accepts connections. It is stopped last by stop().
+   */
+  async startRedis() {
+    if (this.redis?.isRunning()) {
+      throw new Error(`redis-server (pid ${this.redis.pid}) is still running on port ${this.redisPort}; call stopRedis() first`);
+    }
+    const managed = await this.#startRedisServer();
+    // stop() goes through the list backwards; Redis must go last.
+    this.processes.splice(this.processes.indexOf(managed), 1);
+    this.processes.unshift(managed);
+    return managed;
+  }
+
+  /** Lines of the log of gateway `index` that contain `text`. */
+  gatewayLogLines(index, text) {
+    return logLines(this.gateways[index].process.logFile, text);
+  }
+
+  /** Lines of the relay's log that contain `text`. */
+  relayLogLines(text) {
+    const relay = this.processes.find((managed) => managed.name === 'relay');
+    return logLines(relay.logFile, text);
+  }
+
+  /**
+   * Throws, naming each one with its log tail, if any process has exited,
+   * except those stopped on purpose by killGateway or stopRedis.
+   */
   assertAllRunning() {
-    const dead = this.processes.filter((managed) => !managed.isRunning());
+    const dead = this.processes.filter((managed) => !managed.isRunning() && !this.expectedExits.has(managed));
     if (dead.length > 0) {
       const details = dead
         .map((managed) => `${managed.name} (pid ${managed.pid}) ${managed.describeExit()}; log ${managed.logFile}:\n${tailOfFile(managed.logFile)}`)

@@ -33,12 +33,15 @@ export async function signedPostAt(cluster, apiPath, bodyText, timestamp) {
   return send(cluster, path, `${query}&auth_signature=${signature}`, bodyText);
 }
 
+const REQUEST_TIMEOUT_MS = 10000;
+
 /** POSTs `bodyText` with a query string given as is (no signing). */
 export async function rawPost(cluster, pathAndQuery, bodyText) {
   const response = await fetch(`${cluster.relayUrl()}${pathAndQuery}`, {
     method: 'POST',
     body: bodyText,
     headers: { 'content-type': 'application/json' },
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
   return { status: response.status, body: await response.text() };
 }
