@@ -208,6 +208,7 @@ static void set_defaults(struct herald_config *cfg)
     cfg->activity_timeout = 120;
     cfg->pong_timeout = 30;
     cfg->node_timeout = 10;
+    cfg->drain_seconds = 10;
     cfg->strict_protocol = false;
     cfg->max_message_bytes = 16384;
     cfg->max_outbound_queue_bytes = 262144;
@@ -285,6 +286,9 @@ struct setting {
  * (SET ... PX), so it may be at most INT_MAX / 1000 seconds, about 24 days. */
 #define NODE_TIMEOUT_MAX (INT_MAX / 1000)
 
+/* A drain longer than an hour outlasts every orchestrator's grace period. */
+#define DRAIN_SECONDS_MAX 3600
+
 /* Each entry names its field, its environment variable (spelled out,
  * because the preprocessor cannot upper-case) and its kind. */
 #define SETTING(field, env_name, setting_kind, ...) \
@@ -301,6 +305,7 @@ static const struct setting settings[] = {
     SETTING(activity_timeout, "HERALD_ACTIVITY_TIMEOUT", SETTING_POSITIVE),
     SETTING(pong_timeout, "HERALD_PONG_TIMEOUT", SETTING_POSITIVE),
     SETTING(node_timeout, "HERALD_NODE_TIMEOUT", SETTING_POSITIVE, .max = NODE_TIMEOUT_MAX),
+    SETTING(drain_seconds, "HERALD_DRAIN_SECONDS", SETTING_POSITIVE, .max = DRAIN_SECONDS_MAX),
     SETTING(strict_protocol, "HERALD_STRICT_PROTOCOL", SETTING_BOOL),
     SETTING(max_message_bytes, "HERALD_MAX_MESSAGE_BYTES", SETTING_POSITIVE),
     SETTING(max_outbound_queue_bytes, "HERALD_MAX_OUTBOUND_QUEUE_BYTES", SETTING_POSITIVE),

@@ -1,18 +1,36 @@
 #include "envelope.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+static bool exclude_valid(const char *exclude)
+{
+    if (!exclude || !exclude[0])
+        return true;
+    size_t len = strcspn(exclude, " \n");
+    return !exclude[len] && len <= ENVELOPE_SOCKET_ID_MAX;
+}
 
 int envelope_encode(struct strbuf *out, const char *exclude, unsigned flags,
                     const char *frame, size_t frame_len)
 {
-    if (exclude && exclude[0]) {
-        size_t len = strcspn(exclude, " \n");
-        if (exclude[len] || len > ENVELOPE_SOCKET_ID_MAX)
-            return -1;
-    }
+    if (!exclude_valid(exclude))
+        return -1;
     strbuf_appendf(out, ENVELOPE_VERSION " %s %x\n",
                    exclude && exclude[0] ? exclude : "-", flags);
+    strbuf_append(out, frame, frame_len);
+    return 0;
+}
+
+int envelope_encode_published(struct strbuf *out, const char *exclude, unsigned flags,
+                              unsigned long long published_us, const char *frame,
+                              size_t frame_len)
+{
+    if (!exclude_valid(exclude))
+        return -1;
+    strbuf_appendf(out, ENVELOPE_VERSION " %s %x 0 %llu\n",
+                   exclude && exclude[0] ? exclude : "-", flags, published_us);
     strbuf_append(out, frame, frame_len);
     return 0;
 }
@@ -90,13 +108,23 @@ int envelope_decode(const char *buf, size_t len, struct envelope *out)
         return -1;
 
     out->seq = 0;
+    out->published_us = 0;
     if (flags_end < newline) {
         const char *seq = flags_end + 1;
         const char *seq_end = memchr(seq, ' ', (size_t)(newline - seq));
         if (!seq_end)
-            seq_end = newline; /* later fields, if any, are ignored */
+            seq_end = newline;
         if (parse_decimal(seq, (size_t)(seq_end - seq), &out->seq) != 0)
             return -1;
+
+        if (seq_end < newline) {
+            const char *stamp = seq_end + 1;
+            const char *stamp_end = memchr(stamp, ' ', (size_t)(newline - stamp));
+            if (!stamp_end)
+                stamp_end = newline; /* later fields, if any, are ignored */
+            if (parse_decimal(stamp, (size_t)(stamp_end - stamp), &out->published_us) != 0)
+                return -1;
+        }
     }
 
     out->frame = newline + 1;

@@ -2,10 +2,12 @@
  *
  * Wire format (text, binary-safe after the header):
  *
- *     h1 <exclude socket_id or -> <flags in hex>[ <seq>]\n<frame bytes>
+ *     h1 <exclude socket_id or -> <flags in hex>[ <seq>[ <published_us>]]\n<frame bytes>
  *
- * <seq> is present on presence member events only: the channel's member
- * event sequence number, assigned in Redis by the presence scripts.
+ * <seq> is the channel's member event sequence number, assigned in Redis by
+ * the presence scripts; other envelopes carry 0. <published_us> is the
+ * publisher's wall clock in microseconds since the epoch, for the gateway's
+ * latency histogram.
  *
  * The gateway reads only the header line and writes the frame bytes to its
  * clients unchanged. New fields go into the header, never into the frame. */
@@ -28,6 +30,7 @@ struct envelope {
     size_t exclude_len;
     unsigned flags;
     unsigned long long seq; /* 0 when the header has no sequence number */
+    unsigned long long published_us; /* 0 when the header has no timestamp */
     const char *frame; /* points into the decoded buffer */
     size_t frame_len;
 };
@@ -37,6 +40,11 @@ struct envelope {
  * spaces or newlines. Returns 0, or -1 (appending nothing) when it is not. */
 int envelope_encode(struct strbuf *out, const char *exclude, unsigned flags,
                     const char *frame, size_t frame_len);
+
+/* Like envelope_encode, with the sequence number 0 and the publish time. */
+int envelope_encode_published(struct strbuf *out, const char *exclude, unsigned flags,
+                              unsigned long long published_us, const char *frame,
+                              size_t frame_len);
 
 /* Parses `buf` without copying: the result points into `buf`.
  * Returns 0, or -1 when the header is malformed or the version unknown. */

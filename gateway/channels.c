@@ -11,6 +11,7 @@
 #include "keys.h"
 #include "log.h"
 #include "scripts.h"
+#include "stats.h"
 #include "store.h"
 
 /* Where this gateway stands with Redis for one channel's topic. */
@@ -168,6 +169,7 @@ static void channel_add_subscriber(struct channel *ch, struct connection *conn,
 
     uint32_t index = conn->subscription_count++;
     uint32_t slot = ch->count++;
+    stats.subscriptions++;
     ch->subscribers[slot] = (struct subscriber){ conn, index };
 
     struct subscription *sub = &conn->subscriptions[index];
@@ -201,6 +203,7 @@ static void remove_subscription(struct connection *conn, uint32_t index)
 
     uint32_t slot = sub->slot;
     ch->subscribers[slot] = ch->subscribers[--ch->count];
+    stats.subscriptions--;
     if (slot < ch->count) {
         struct subscriber *moved = &ch->subscribers[slot];
         moved->conn->subscriptions[moved->index].slot = slot;
@@ -372,7 +375,9 @@ static void on_bus_message(const char *topic, size_t topic_len, const char *payl
         return;
     }
 
+    stats.events_received++;
     struct message *m = message_new(env.frame, env.frame_len);
+    m->published_us = env.published_us;
     bool member_event = env.flags & ENVELOPE_FLAG_MEMBER_EVENT;
     for (uint32_t i = 0; i < ch->count; i++) {
         struct subscriber *s = &ch->subscribers[i];
@@ -432,6 +437,25 @@ void channels_presence_joined(struct connection *conn, struct presence_member *m
         }
         member->held_count = 0;
         break;
+    }
+}
+
+void channels_leave_presence(void)
+{
+    size_t cursor = 0;
+    struct hashmap_entry *e;
+    while ((e = hashmap_next(&channel_index, &cursor))) {
+        struct channel *ch = e->value;
+        for (uint32_t i = 0; i < ch->count; i++) {
+            struct subscriber *s = &ch->subscribers[i];
+            struct presence_member *member = s->conn->subscriptions[s->index].member;
+            if (member && (member->joined || member->join)) {
+                presence_send_leave(s->conn, ch->name);
+                /* A join still in flight runs before this leave and sets
+                 * joined again; the leave sent at close is then a no-op. */
+                member->joined = false;
+            }
+        }
     }
 }
 

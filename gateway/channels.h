@@ -40,6 +40,11 @@ int channels_unsubscribe(struct connection *conn, const char *name);
 /* Removes every subscription of a closing connection. */
 void channels_unsubscribe_all(struct connection *conn);
 
+/* Makes every local presence member leave now, while its connection
+ * stays open: a draining gateway's users leave the others' member lists
+ * at once instead of when their connections close. */
+void channels_leave_presence(void);
+
 /* Number of channels with local subscribers, for logs and metrics. */
 size_t channels_count(void);
 

@@ -24,7 +24,8 @@ struct gateway {
     uint64_t next_socket_serial;
 
     uint64_t connection_count;
-    bool stopping;
+    bool draining; /* SIGTERM received: not ready, closing clients */
+    bool stopping; /* tearing down the server and Redis links */
 };
 
 extern struct gateway gateway;
@@ -34,5 +35,8 @@ static inline uint64_t gateway_now_ms(void)
 {
     return uv_now(gateway.loop);
 }
+
+/* True when Redis is connected and the gateway is not draining. */
+bool gateway_ready(void);
 
 #endif

@@ -71,6 +71,11 @@ void liveness_untrack(struct connection *conn)
     fifo_remove(conn);
 }
 
+struct connection *liveness_any(void)
+{
+    return pinged_fifo.head ? pinged_fifo.head : idle_fifo.head;
+}
+
 static void on_tick(uv_timer_t *timer)
 {
     (void)timer;

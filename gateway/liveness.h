@@ -25,4 +25,9 @@ void liveness_touch(struct connection *conn);
 /* Stops watching a connection that is closing. */
 void liveness_untrack(struct connection *conn);
 
+/* Returns a connection that is open and not closing, or NULL when none
+ * is left. Closing it removes it from the lists, so repeated calls walk
+ * every connection. */
+struct connection *liveness_any(void);
+
 #endif

@@ -8,12 +8,14 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "channels.h"
 #include "gateway.h"
 #include "liveness.h"
 #include "log.h"
 #include "node.h"
 #include "server.h"
+#include "store.h"
 
 struct gateway gateway;
 
@@ -43,15 +45,29 @@ static int parse_port(const char *text, int *port)
     return 0;
 }
 
-static void on_stop_signal(uv_signal_t *handle, int signum)
-{
-    (void)handle;
-    if (gateway.stopping)
-        return;
-    gateway.stopping = true;
-    log_info("received signal %d; closing %llu connections and stopping", signum,
-             (unsigned long long)gateway.connection_count);
+/* ---- graceful stop ---------------------------------------------------- */
 
+#define DRAIN_TICK_MS 100
+
+/* Extra time after the drain window for closing handshakes to finish. */
+#define DRAIN_GRACE_MS 3000
+
+static uv_timer_t drain_timer;
+static uint64_t drain_started_ms;
+static uint64_t drain_ms;
+static uint64_t drain_initial_connections;
+static uint64_t drain_closed;
+
+bool gateway_ready(void)
+{
+    return !gateway.draining && bus_connected() && store_connected();
+}
+
+static void stop_everything(void)
+{
+    gateway.stopping = true;
+    uv_timer_stop(&drain_timer);
+    uv_close((uv_handle_t *)&drain_timer, NULL);
     uv_signal_stop(&sigterm_handle);
     uv_signal_stop(&sigint_handle);
     uv_close((uv_handle_t *)&sigterm_handle, NULL);
@@ -63,6 +79,55 @@ static void on_stop_signal(uv_signal_t *handle, int signum)
     server_stop();
     node_stop();
     channels_shutdown();
+}
+
+/* Closes a slice of the clients on each tick so they reconnect to other
+ * gateways spread over the drain window: pusher-js reconnects at once
+ * after 4200, with no jitter of its own. */
+static void on_drain_tick(uv_timer_t *timer)
+{
+    (void)timer;
+    uint64_t elapsed = gateway_now_ms() - drain_started_ms;
+
+    /* By now this share of the connections present at the start should be
+     * closed; connections opened since are closed on arrival. */
+    uint64_t due = elapsed >= drain_ms ? UINT64_MAX
+                                       : drain_initial_connections * (elapsed + DRAIN_TICK_MS) /
+                                             drain_ms;
+    while (drain_closed < due) {
+        struct connection *conn = liveness_any();
+        if (!conn)
+            break;
+        connection_close_with_error(conn, 4200, "Server is restarting; reconnect");
+        drain_closed++;
+    }
+
+    if (gateway.connection_count == 0 || elapsed >= drain_ms + DRAIN_GRACE_MS) {
+        log_info("drain finished with %llu connections left; stopping",
+                 (unsigned long long)gateway.connection_count);
+        stop_everything();
+    }
+}
+
+static void on_stop_signal(uv_signal_t *handle, int signum)
+{
+    (void)handle;
+    if (gateway.draining)
+        return;
+    gateway.draining = true;
+
+    /* SIGINT is an operator at a terminal who wants it gone now. */
+    drain_ms = signum == SIGINT ? 0 : (uint64_t)gateway.config.drain_seconds * 1000;
+    drain_started_ms = gateway_now_ms();
+    drain_initial_connections = gateway.connection_count;
+    log_info("received signal %d; draining %llu connections over %llu ms", signum,
+             (unsigned long long)gateway.connection_count, (unsigned long long)drain_ms);
+
+    /* The others should see this node's users leave now, not when each
+     * connection closes or the heartbeat expires. */
+    channels_leave_presence();
+
+    uv_timer_start(&drain_timer, on_drain_tick, 0, DRAIN_TICK_MS);
 }
 
 static void init_node_identity(void)
@@ -137,6 +202,7 @@ int main(int argc, char **argv)
     node_start();
     liveness_start();
 
+    uv_timer_init(gateway.loop, &drain_timer);
     uv_signal_init(gateway.loop, &sigterm_handle);
     uv_signal_start(&sigterm_handle, on_stop_signal, SIGTERM);
     uv_signal_init(gateway.loop, &sigint_handle);

@@ -19,6 +19,7 @@ struct message *message_new(const char *frame, size_t len)
     struct message *m = checked_alloc(malloc(size), size);
     m->refs = 0;
     m->len = (uint32_t)len;
+    m->published_us = 0;
     memcpy(m->buf + LWS_PRE, frame, len);
     return m;
 }

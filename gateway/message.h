@@ -18,6 +18,7 @@
 struct message {
     uint32_t refs; /* MESSAGE_STATIC_REFS for messages that are never freed */
     uint32_t len;
+    uint64_t published_us; /* publisher's wall clock, 0 when unknown */
     unsigned char buf[]; /* LWS_PRE headroom, then `len` payload bytes */
 };
 

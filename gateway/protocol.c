@@ -72,6 +72,11 @@ void protocol_handle_open(struct connection *conn, const char *path, const char 
         return;
     }
 
+    if (gateway.draining) {
+        connection_close_with_error(conn, 4200, "Server is restarting; reconnect");
+        return;
+    }
+
     if (!has_protocol) {
         if (gateway.config.strict_protocol) {
             connection_close_with_error(conn, 4008,

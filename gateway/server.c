@@ -12,6 +12,7 @@
 #include "liveness.h"
 #include "log.h"
 #include "protocol.h"
+#include "stats.h"
 
 /* Frames written per writable callback before yielding to other sockets. */
 #define WRITES_PER_CALLBACK 32
@@ -20,7 +21,6 @@
  * socket is dropped without a close handshake. */
 #define CLOSE_GRACE_SECONDS 5
 
-static uint64_t slow_consumers_closed;
 static bool stop_started;
 
 /* ---- sending ---------------------------------------------------------- */
@@ -35,11 +35,11 @@ void connection_send(struct connection *conn, struct message *m)
         /* The client stopped reading: drop what is queued so memory stays
          * bounded, and close with "over capacity" so pusher-js reconnects
          * after its back-off and resubscribes. */
-        if (slow_consumers_closed++ % 100 == 0)
+        if (stats.slow_consumers_closed++ % 100 == 0)
             log_warn("closing slow consumer socket_id=%s app=%s queued_bytes=%zu limit=%zu "
                      "(%llu closed so far)",
                      conn->socket_id, conn->app ? conn->app->id : "-", conn->outbound.bytes, limit,
-                     (unsigned long long)slow_consumers_closed);
+                     (unsigned long long)stats.slow_consumers_closed);
         message_queue_clear(&conn->outbound);
         connection_close(conn, 4100, "Over capacity: the client did not read its messages in time");
         return;
@@ -134,6 +134,10 @@ static int write_queued(struct connection *conn)
          * the next frame, so a short write is never seen here. */
         if (lws_write(wsi, message_payload(m), m->len, LWS_WRITE_TEXT) < (int)m->len)
             return -1;
+        stats.messages_sent++;
+        stats.bytes_sent += m->len;
+        if (m->published_us)
+            stats_observe_delivery(m->published_us);
         message_queue_pop(&conn->outbound);
         if (conn->outbound.count && lws_send_pipe_choked(wsi))
             break;
@@ -176,6 +180,7 @@ static void handle_receive(struct connection *conn, const char *in, size_t len)
             connection_send_error(conn, -1, message);
             return;
         }
+        stats.messages_received++;
         protocol_handle_message(conn, in, len);
         return;
     }
@@ -206,6 +211,7 @@ static void handle_receive(struct connection *conn, const char *in, size_t len)
         snprintf(message, sizeof message, "Message too large: the limit is %zu bytes", limit);
         connection_send_error(conn, -1, message);
     } else {
+        stats.messages_received++;
         protocol_handle_message(conn, conn->rx_buffer, conn->rx_length);
     }
     free(conn->rx_buffer);
@@ -225,6 +231,7 @@ static void handle_established(struct connection *conn, struct lws *wsi)
 
     conn->wsi = wsi;
     gateway.connection_count++;
+    stats.connections_opened++;
     liveness_track(conn);
 
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0)
@@ -256,6 +263,62 @@ static void handle_closed(struct connection *conn)
     conn->wsi = NULL;
 }
 
+/* ---- operations endpoints --------------------------------------------- */
+
+static int write_http_response(struct lws *wsi, unsigned int status, const char *content_type,
+                               const char *body, size_t body_len)
+{
+    unsigned char headers[LWS_PRE + 512];
+    unsigned char *start = headers + LWS_PRE, *p = start, *end = headers + sizeof headers;
+    if (lws_add_http_common_headers(wsi, status, content_type, body_len, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+
+    unsigned char *buffer = malloc(LWS_PRE + body_len + 1);
+    if (!buffer)
+        return -1;
+    memcpy(buffer + LWS_PRE, body, body_len);
+    int written = lws_write(wsi, buffer + LWS_PRE, body_len, LWS_WRITE_HTTP_FINAL);
+    free(buffer);
+    if (written < (int)body_len)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int write_text_response(struct lws *wsi, unsigned int status, const char *text)
+{
+    return write_http_response(wsi, status, "text/plain", text, strlen(text));
+}
+
+/* Plain HTTP on the WebSocket port serves liveness, readiness and metrics
+ * for orchestrators and Prometheus. Load balancers route only /app/ here,
+ * so these paths stay internal unless an operator exposes them. */
+static int serve_http(struct lws *wsi, const char *path)
+{
+    if (strcmp(path, "/up") == 0)
+        return write_text_response(wsi, HTTP_STATUS_OK, "OK\n");
+
+    if (strcmp(path, "/ready") == 0) {
+        if (gateway_ready())
+            return write_text_response(wsi, HTTP_STATUS_OK, "ready\n");
+        return write_text_response(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                                   gateway.draining ? "draining\n" : "redis unavailable\n");
+    }
+
+    if (strcmp(path, "/metrics") == 0) {
+        struct strbuf body;
+        strbuf_init(&body);
+        stats_render(&body);
+        int result = write_http_response(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4",
+                                         body.data, body.len);
+        strbuf_free(&body);
+        return result;
+    }
+
+    return write_text_response(wsi, HTTP_STATUS_NOT_FOUND,
+                               "not found: WebSocket clients connect to /app/{app_key}\n");
+}
+
 static int callback_pusher(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                            void *in, size_t len)
 {
@@ -263,9 +326,7 @@ static int callback_pusher(struct lws *wsi, enum lws_callback_reasons reason, vo
 
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        /* Plain HTTP on the WebSocket port: nothing is served here yet. */
-        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
-        return -1;
+        return serve_http(wsi, in);
 
     case LWS_CALLBACK_ESTABLISHED:
         handle_established(conn, wsi);

@@ -138,13 +138,37 @@ static void test_decode_without_sequence_is_zero(void)
     ASSERT_INT_EQ(env.seq, 0);
 }
 
-static void test_decode_ignores_fields_after_sequence(void)
+static void test_decode_ignores_fields_after_timestamp(void)
 {
     /* A later header version may append fields, which this reader ignores. */
     struct envelope env = { 0 };
-    ASSERT_INT_EQ(envelope_decode(LITERAL("h1 - 2 8 future-field\n{}"), &env), 0);
+    ASSERT_INT_EQ(envelope_decode(LITERAL("h1 - 2 8 1700000000000001 future-field\n{}"), &env), 0);
     ASSERT_INT_EQ(env.seq, 8);
+    CU_ASSERT_EQUAL(env.published_us, 1700000000000001ull);
     ASSERT_MEM_EQ(env.frame, env.frame_len, LITERAL("{}"));
+}
+
+static void test_decode_rejects_bad_timestamp(void)
+{
+    struct envelope env = { 0 };
+    CU_ASSERT_EQUAL(envelope_decode(LITERAL("h1 - 2 8 soon\n{}"), &env), -1);
+}
+
+static void test_encode_published_round_trip(void)
+{
+    struct strbuf sb;
+    strbuf_init(&sb);
+    ASSERT_INT_EQ(envelope_encode_published(&sb, "1.2", 0, 1700000000123456ull, "{}", 2), 0);
+    ASSERT_MEM_EQ(sb.data, sb.len, LITERAL("h1 1.2 0 0 1700000000123456\n{}"));
+
+    struct envelope env = { 0 };
+    ASSERT_INT_EQ(envelope_decode(sb.data, sb.len, &env), 0);
+    ASSERT_MEM_EQ(env.exclude, env.exclude_len, LITERAL("1.2"));
+    ASSERT_INT_EQ(env.seq, 0);
+    CU_ASSERT_EQUAL(env.published_us, 1700000000123456ull);
+    ASSERT_MEM_EQ(env.frame, env.frame_len, LITERAL("{}"));
+    CU_ASSERT_EQUAL(envelope_encode_published(&sb, "1 2", 0, 1, "{}", 2), -1);
+    strbuf_free(&sb);
 }
 
 static void test_decode_exclude_length_limit(void)
@@ -217,7 +241,9 @@ CU_ErrorCode test_envelope_register(void)
         { "decode uppercase flags", test_decode_uppercase_flags },
         { "decode sequence number", test_decode_sequence_number },
         { "decode without sequence is zero", test_decode_without_sequence_is_zero },
-        { "decode ignores fields after sequence", test_decode_ignores_fields_after_sequence },
+        { "decode ignores fields after timestamp", test_decode_ignores_fields_after_timestamp },
+        { "decode rejects bad timestamp", test_decode_rejects_bad_timestamp },
+        { "encode published round trip", test_encode_published_round_trip },
         { "decode exclude length limit", test_decode_exclude_length_limit },
         { "decode malformed headers", test_decode_malformed_headers },
         { "decode reads only len bytes", test_decode_reads_only_len_bytes },
