@@ -465,10 +465,10 @@ static void http_exchange_route(struct http_exchange *exchange)
 
     const struct app_config *app = config_find_app_by_id(api->cfg, app_id);
     if (!app) {
-        char shown[80];
+        char printable_id[80];
         char message[HTTP_API_MESSAGE_MAX];
-        trigger_printable(shown, sizeof shown, app_id, strlen(app_id));
-        snprintf(message, sizeof message, "Unknown app id %s", shown);
+        trigger_printable(printable_id, sizeof printable_id, app_id, strlen(app_id));
+        snprintf(message, sizeof message, "Unknown app id %s", printable_id);
         http_exchange_reply(exchange, 404, message);
         free(app_id);
         return;

@@ -22,10 +22,11 @@
 #include "keys.h"
 
 /* json-c's own default. Nesting matters only when `data` arrives as an
- * object instead of a string, and Laravel payloads stay far below this. */
+ * object instead of a string. */
 #define TRIGGER_JSON_MAX_DEPTH 32
 
 #define TRIGGER_PRINTABLE_MAX 64
+#define TRIGGER_MESSAGE_MAX 512
 
 /* ------------------------------------------------------------------------
  * Errors and small helpers
@@ -69,16 +70,16 @@ static const char *json_type_label(const struct json_object *value)
 
 void trigger_printable(char *out, size_t out_len, const char *text, size_t text_len)
 {
-    size_t shown = text_len > TRIGGER_PRINTABLE_MAX ? TRIGGER_PRINTABLE_MAX : text_len;
-    if (shown > out_len - 4)
-        shown = out_len - 4;
+    size_t copied = text_len > TRIGGER_PRINTABLE_MAX ? TRIGGER_PRINTABLE_MAX : text_len;
+    if (copied > out_len - 4)
+        copied = out_len - 4;
 
     size_t n = 0;
-    for (size_t i = 0; i < shown; i++) {
+    for (size_t i = 0; i < copied; i++) {
         unsigned char c = (unsigned char)text[i];
         out[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
     }
-    if (shown < text_len) {
+    if (copied < text_len) {
         memcpy(out + n, "...", 3);
         n += 3;
     }
@@ -106,8 +107,8 @@ static int trigger_parse_json(struct json_object **root, const char *body, size_
     struct json_tokener *tok = json_tokener_new_ex(TRIGGER_JSON_MAX_DEPTH);
     if (!tok)
         return trigger_fail(err, err_len, 500, "Out of memory while parsing the request body");
-    /* Frames go to browsers as WebSocket text, which must be valid UTF-8:
-     * invalid bytes are rejected here rather than closing every client. */
+    /* Frames reach browsers as WebSocket text, which must be valid UTF-8,
+     * so invalid bytes are rejected here before browsers drop the socket. */
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 
     struct json_object *value = json_tokener_parse_ex(tok, body, (int)body_len);
@@ -220,7 +221,7 @@ static int trigger_parse_data(struct trigger_event *event, struct json_object *o
     return 0;
 }
 
-/* Matches ^\d+\.\d+$, the socket_id format every Pusher server issues. */
+/* Matches ^\d+\.\d+$, the socket_id format of the Pusher protocol. */
 static bool socket_id_valid(const char *text, size_t len)
 {
     if (len == 0 || len > ENVELOPE_SOCKET_ID_MAX)
@@ -250,7 +251,7 @@ static int trigger_parse_socket_id(struct trigger_event *event, struct json_obje
     struct json_object *value;
     event->socket_id = NULL;
 
-    /* Some SDKs send "socket_id": null when nothing is excluded. */
+    /* A null socket_id excludes no connection, as if it were absent. */
     if (!json_object_object_get_ex(object, "socket_id", &value) || !value)
         return 0;
 
@@ -261,12 +262,12 @@ static int trigger_parse_socket_id(struct trigger_event *event, struct json_obje
     const char *text = json_object_get_string(value);
     size_t len = (size_t)json_object_get_string_len(value);
     if (!socket_id_valid(text, len)) {
-        char shown[TRIGGER_PRINTABLE_MAX + 4];
-        trigger_printable(shown, sizeof shown, text, len);
+        char printable[TRIGGER_PRINTABLE_MAX + 4];
+        trigger_printable(printable, sizeof printable, text, len);
         return trigger_fail(err, err_len, 400,
                             "Invalid socket_id \"%s\": expected digits, a dot and digits, "
                             "such as 1234.5678",
-                            shown);
+                            printable);
     }
 
     event->socket_id = text;
@@ -285,8 +286,8 @@ static int trigger_check_channel(struct json_object *value, const char *where,
     const char *name = json_object_get_string(value);
     size_t len = (size_t)json_object_get_string_len(value);
     size_t max = limit_to_size(app->max_channel_name_length);
-    char shown[TRIGGER_PRINTABLE_MAX + 4];
-    trigger_printable(shown, sizeof shown, name, len);
+    char printable[TRIGGER_PRINTABLE_MAX + 4];
+    trigger_printable(printable, sizeof printable, name, len);
 
     if (len > max)
         return trigger_fail(err, err_len, 400,
@@ -296,19 +297,16 @@ static int trigger_check_channel(struct json_object *value, const char *where,
         return trigger_fail(err, err_len, 400,
                             "Invalid %s \"%s\": a channel name uses only A-Z a-z 0-9 _ - = @ "
                             ", . ; and may start with #",
-                            where, shown);
+                            where, printable);
 
     /* Names starting with '#' belong to the server; the only one a backend
-     * may publish to is a user's #server-to-user-<user id> channel. */
-    enum channel_type type = channel_classify(name).type;
-    if (type == CHANNEL_RESERVED)
+     * may publish to is a user's #server-to-user-<user id> channel. The
+     * classifier calls the prefix without a user id reserved too. */
+    if (channel_classify(name).type == CHANNEL_RESERVED)
         return trigger_fail(err, err_len, 400,
                             "Invalid %s \"%s\": names starting with # are reserved, except "
                             "#server-to-user-<user id>",
-                            where, shown);
-    if (type == CHANNEL_SERVER_TO_USER && len == strlen(CHANNEL_SERVER_TO_USER_PREFIX))
-        return trigger_fail(err, err_len, 400, "Invalid %s \"%s\": the user id is missing",
-                            where, shown);
+                            where, printable);
     return 0;
 }
 
@@ -498,10 +496,10 @@ int trigger_parse_batch(struct trigger_list *out, const struct app_config *app,
             break;
         }
 
-        status = trigger_parse_one(event, item, app, true, err, err_len);
+        char item_err[TRIGGER_MESSAGE_MAX];
+        status = trigger_parse_one(event, item, app, true, item_err, sizeof item_err);
         if (status) {
-            size_t used = strlen(err);
-            snprintf(err + used, err_len - used, " in batch[%zu]", i);
+            snprintf(err, err_len, "batch[%zu]: %s", i, item_err);
             break;
         }
         out->frame_count += event->channel_count;

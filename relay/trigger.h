@@ -39,8 +39,8 @@ int trigger_parse_event(struct trigger_list *out, const struct app_config *app,
                         const char *body, size_t body_len, char *err, size_t err_len);
 
 /* Same for POST /apps/{app_id}/batch_events. The message names the index of
- * the first invalid item, as in "Missing required parameter: channel in
- * batch[2]". */
+ * the first invalid item, as in "batch[2]: Missing required parameter:
+ * channel". */
 int trigger_parse_batch(struct trigger_list *out, const struct app_config *app,
                         const char *body, size_t body_len, char *err, size_t err_len);
 

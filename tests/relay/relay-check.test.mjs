@@ -372,7 +372,7 @@ describe('herald-relay with a healthy Redis', () => {
       ['bad socket_id', () => signedPost(port, '/events', eventBody({ socket_id: '1.2.3' })), 400, /socket_id/],
       ['data over the limit', () => signedPost(port, '/events', eventBody({ data: 'd'.repeat(10241) })), 413, /too large/],
       ['batch item without channel', () => signedPost(port, '/batch_events', JSON.stringify({ batch: [
-        { name: 'a', data: '1', channel: 'news' }, { name: 'b', data: '1' }] })), 400, /^Missing required parameter: channel in batch\[1\]$/],
+        { name: 'a', data: '1', channel: 'news' }, { name: 'b', data: '1' }] })), 400, /^batch\[1\]: Missing required parameter: channel$/],
       ['batch item with channels', () => signedPost(port, '/batch_events', JSON.stringify({ batch: [
         { name: 'a', data: '1', channels: ['news'] }] })), 400, /batch\[0\]/],
       ['batch of 11', () => signedPost(port, '/batch_events', JSON.stringify({ batch: Array.from({ length: 11 }, () => ({ name: 'a', data: '1', channel: 'news' })) })), 400, /Batch too large/],
