@@ -252,6 +252,12 @@ int channels_subscribe(struct connection *conn, const char *name, struct presenc
     return 0;
 }
 
+struct subscription *channels_find(struct connection *conn, const char *name)
+{
+    int index = find_subscription(conn, name);
+    return index < 0 ? NULL : &conn->subscriptions[index];
+}
+
 int channels_unsubscribe(struct connection *conn, const char *name)
 {
     int index = find_subscription(conn, name);

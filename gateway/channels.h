@@ -34,6 +34,9 @@ void channels_presence_joined(struct connection *conn, struct presence_member *m
  * after the command connection (re)connects, then resumes pending joins. */
 void channels_sync_node_state(void);
 
+/* Returns the subscription of `conn` to `name`, or NULL. */
+struct subscription *channels_find(struct connection *conn, const char *name);
+
 /* Removes `conn` from `name`. Returns 0, or -1 when it was not subscribed. */
 int channels_unsubscribe(struct connection *conn, const char *name);
 

@@ -62,6 +62,11 @@ struct connection {
     uint8_t liveness_list;
     bool send_protocol_ping;
 
+    /* Client event rate limit: events counted in the current one-second
+     * window. */
+    uint64_t client_event_window_ms;
+    uint32_t client_event_count;
+
     bool established; /* connection_established was queued */
     bool closing;     /* close after the queue drains */
     uint16_t close_code;

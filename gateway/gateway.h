@@ -8,6 +8,7 @@
 #include <libwebsockets.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <uv.h>
 
 #include "config.h"
@@ -34,6 +35,15 @@ extern struct gateway gateway;
 static inline uint64_t gateway_now_ms(void)
 {
     return uv_now(gateway.loop);
+}
+
+/* Microseconds since the epoch from the wall clock, as carried in
+ * envelopes so latency can be measured across processes. */
+static inline uint64_t gateway_wall_clock_us(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
 }
 
 /* True when Redis is connected and the gateway is not draining. */

@@ -8,11 +8,14 @@
 
 #include "channel.h"
 #include "channels.h"
+#include "envelope.h"
 #include "frame.h"
 #include "gateway.h"
+#include "keys.h"
 #include "log.h"
 #include "presence.h"
 #include "signature.h"
+#include "store.h"
 
 /* Protocol versions that share the wire format this server speaks. */
 #define PROTOCOL_MIN 4
@@ -326,6 +329,100 @@ static void handle_unsubscribe(struct connection *conn, json_object *frame)
     json_object_put(owned);
 }
 
+/* ---- client events ---------------------------------------------------- */
+
+/* Counts one client event against the per-connection limit of
+ * max_client_events_per_second; returns false when it is over. */
+static bool client_event_allowed(struct connection *conn)
+{
+    uint64_t now = gateway_now_ms();
+    if (now - conn->client_event_window_ms >= 1000) {
+        conn->client_event_window_ms = now;
+        conn->client_event_count = 0;
+    }
+    return ++conn->client_event_count <= (uint32_t)conn->app->max_client_events_per_second;
+}
+
+/* Relays a client-* event to every other subscriber of the channel on
+ * every gateway, through the channel's topic with the sender excluded. The
+ * frame is rebuilt from the event name, channel and data only, so a client
+ * cannot inject fields such as user_id. */
+static void handle_client_event(struct connection *conn, json_object *frame, const char *event)
+{
+    char message[320];
+    const struct app_config *app = conn->app;
+
+    if (!app->enable_client_messages) {
+        connection_send_error(conn, 4301, "The app does not have client messaging enabled.");
+        return;
+    }
+    if (strlen(event) > (size_t)app->max_event_name_length) {
+        snprintf(message, sizeof message, "Client event name is longer than %d characters",
+                 app->max_event_name_length);
+        connection_send_error(conn, 4301, message);
+        return;
+    }
+
+    const char *channel = string_member(frame, "channel");
+    struct subscription *sub = channel ? channels_find(conn, channel) : NULL;
+    if (!sub || sub->state != SUBSCRIPTION_ACTIVE) {
+        snprintf(message, sizeof message,
+                 "Cannot broadcast client event (connection not subscribed to channel %.*s)",
+                 QUOTE_MAX, channel ? channel : "(none)");
+        connection_send_error(conn, -1, message);
+        return;
+    }
+
+    enum channel_type type = channel_classify(channel).type;
+    if (type != CHANNEL_PRIVATE && type != CHANNEL_PRESENCE) {
+        connection_send_error(conn, 4301,
+                              "Client events are allowed on private- and presence- channels only");
+        return;
+    }
+
+    if (!client_event_allowed(conn)) {
+        snprintf(message, sizeof message,
+                 "Client event rejected: the limit is %d client events per second",
+                 app->max_client_events_per_second);
+        connection_send_error(conn, 4301, message);
+        return;
+    }
+
+    /* pusher-js sends data as an object, other clients as a string; the
+     * frame carries a string either way. */
+    json_object *data = NULL;
+    const char *data_text = "{}";
+    if (json_object_object_get_ex(frame, "data", &data) && data) {
+        data_text = json_object_is_type(data, json_type_string)
+                        ? json_object_get_string(data)
+                        : json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE);
+    }
+    size_t data_len = strlen(data_text);
+    if (data_len > (size_t)app->max_event_payload_bytes) {
+        snprintf(message, sizeof message,
+                 "Client event data is %zu bytes; the limit is %d bytes", data_len,
+                 app->max_event_payload_bytes);
+        connection_send_error(conn, 4301, message);
+        return;
+    }
+
+    struct strbuf rendered, envelope, topic;
+    strbuf_init(&rendered);
+    strbuf_init(&envelope);
+    strbuf_init(&topic);
+    frame_render_event(&rendered, event, channel, data_text, data_len,
+                       sub->member ? sub->member->user_id : NULL);
+    envelope_encode_published(&envelope, conn->socket_id, ENVELOPE_FLAG_CLIENT_EVENT,
+                              gateway_wall_clock_us(), rendered.data, rendered.len);
+    keys_channel_topic(&topic, gateway.config.prefix, app->id, channel);
+    if (store_command("PUBLISH %b %b", topic.data, topic.len, envelope.data, envelope.len) != 0)
+        connection_send_error(conn, -1, "Client event not delivered: Redis is unavailable");
+    strbuf_free(&rendered);
+    strbuf_free(&envelope);
+    strbuf_free(&topic);
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 void protocol_handle_message(struct connection *conn, const char *text, size_t len)
@@ -369,10 +466,7 @@ void protocol_handle_message(struct connection *conn, const char *text, size_t l
         /* TODO: user authentication. */
         connection_send_error(conn, -1, "pusher:signin is not supported by this server yet");
     } else if (strncmp(event, "client-", 7) == 0) {
-        if (!conn->app->enable_client_messages)
-            connection_send_error(conn, 4301, "The app does not have client messaging enabled.");
-        else /* TODO: relay client events through Redis. */
-            connection_send_error(conn, 4301, "Client events are not supported by this server yet");
+        handle_client_event(conn, frame, event);
     } else if (strncmp(event, "pusher:", 7) == 0 || strncmp(event, "pusher_internal:", 16) == 0) {
         log_debug("ignored unknown event %.*s socket_id=%s", QUOTE_MAX, event, conn->socket_id);
     } else {

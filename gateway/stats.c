@@ -1,7 +1,5 @@
 #include "stats.h"
 
-#include <time.h>
-
 #include "bus.h"
 #include "channels.h"
 #include "gateway.h"
@@ -11,9 +9,7 @@ struct gateway_stats stats;
 
 void stats_observe_delivery(uint64_t published_us)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    uint64_t now_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+    uint64_t now_us = gateway_wall_clock_us();
     /* Clocks of different machines may disagree; a negative delay is skew,
      * not a delivery from the future, and is counted as zero. */
     double seconds = now_us > published_us ? (double)(now_us - published_us) / 1e6 : 0.0;
