@@ -127,10 +127,9 @@ static int parse_flags(int argc, char **argv, struct relay_flags *flags)
  * Shutdown
  * ------------------------------------------------------------------------ */
 
-static void relay_on_drained(void *arg)
+/* Closes every connection and the Redis connection and ends the loop. */
+static void relay_stop(struct relay *relay)
 {
-    struct relay *relay = arg;
-    log_info("shutdown: no request in flight; closing connections");
     evtimer_del(relay->drain_deadline);
 
     http_api_free(relay->api);
@@ -139,6 +138,12 @@ static void relay_on_drained(void *arg)
     relay->publisher = NULL;
 
     event_base_loopexit(relay->base, NULL);
+}
+
+static void relay_on_drained(void *arg)
+{
+    log_info("shutdown: no request in flight; closing connections");
+    relay_stop(arg);
 }
 
 /* Gives up on the PUBLISH replies still awaited: closing the Redis
@@ -152,17 +157,16 @@ static void relay_abandon_in_flight(struct relay *relay, const char *why)
 
     size_t in_flight = http_api_in_flight(relay->api);
     if (relay->abandoned) {
-        log_warn("shutdown: %s; closing %zu connections with responses not yet written", why,
-                 in_flight);
-        relay_on_drained(relay);
+        log_warn("shutdown: %s; closing %zu connections whose responses are not yet written",
+                 why, in_flight);
+        relay_stop(relay);
         return;
     }
 
     relay->abandoned = true;
-    if (in_flight > 0)
-        log_warn("shutdown: %s; closing the Redis connection, so requests waiting for it "
-                 "get 503 (%zu in flight)",
-                 why, in_flight);
+    log_warn("shutdown: %s; closing the Redis connection, so the requests waiting for it get "
+             "503 (%zu in flight)",
+             why, in_flight);
     publisher_close(relay->publisher);
 
     struct timeval deadline = { RELAY_WRITE_TIMEOUT_S, 0 };
@@ -174,10 +178,12 @@ static void relay_on_drain_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct relay *relay = arg;
-    char why[64];
-    snprintf(why, sizeof why, "still in flight after %d s",
-             relay->abandoned ? RELAY_DRAIN_TIMEOUT_S + RELAY_WRITE_TIMEOUT_S
-                              : RELAY_DRAIN_TIMEOUT_S);
+    char why[96];
+    if (relay->abandoned)
+        snprintf(why, sizeof why, "responses still being written after %d s",
+                 RELAY_WRITE_TIMEOUT_S);
+    else
+        snprintf(why, sizeof why, "requests still in flight after %d s", RELAY_DRAIN_TIMEOUT_S);
     relay_abandon_in_flight(relay, why);
 }
 
