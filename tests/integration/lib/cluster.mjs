@@ -396,17 +396,26 @@ export class Cluster {
 
   /**
    * Stops every process by PID, gateways first and Redis last, and records
-   * how each one exited in <log dir>/exit-status.txt.
+   * how each one exited in <log dir>/exit-status.txt. Then throws if a
+   * gateway or the relay did not exit with status 0 after SIGTERM, which is
+   * how a crash or a sanitizer abort at shutdown shows up.
    */
   async stop() {
     const lines = [];
+    const unclean = [];
     for (const managed of [...this.processes].reverse()) {
       const outcome = await managed.stop();
       liveProcesses.delete(managed);
       lines.push(`${managed.name} pid ${managed.pid}: ${outcome}`);
+      if (managed.name !== 'redis' && outcome !== 'exited with status 0') {
+        unclean.push(`${managed.name} (pid ${managed.pid}) ${outcome}; log ${managed.logFile}:\n${tailOfFile(managed.logFile)}`);
+      }
     }
     if (this.logDir) {
       fs.writeFileSync(path.join(this.logDir, 'exit-status.txt'), `${lines.join('\n')}\n`);
+    }
+    if (unclean.length > 0) {
+      throw new Error(`Herald processes did not stop cleanly on SIGTERM:\n${unclean.join('\n\n')}`);
     }
     return lines;
   }
@@ -418,7 +427,8 @@ export async function startCluster(name, options = {}) {
   try {
     await cluster.start(options);
   } catch (error) {
-    await cluster.stop();
+    // Report the startup failure, not a follow-on shutdown failure.
+    await cluster.stop().catch(() => {});
     throw error;
   }
   return cluster;
