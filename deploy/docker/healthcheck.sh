@@ -1,7 +1,8 @@
 #!/bin/bash
 # Health check of the Herald image: sends GET PATH (default /up) to the
 # herald-gateway or herald-relay in this container and exits 0 only when
-# it responds with HTTP 200. It uses bash's /dev/tcp, so the image needs no curl.
+# it responds with HTTP 200. It uses bash's /dev/tcp, so the image needs
+# no curl.
 #
 #   herald-healthcheck [PATH]
 #
