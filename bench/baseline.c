@@ -3,7 +3,7 @@
  *
  * One process, one epoll loop, no libraries beyond libc and OpenSSL's SHA-1.
  * It speaks just enough of the Pusher protocol: the WebSocket upgrade on
- * /app/{key}, pusher:connection_established, pusher:subscribe answered with
+ * /app/{key}, pusher:connection_established, pusher:subscribe followed by
  * pusher_internal:subscription_succeeded once Redis confirms the topic, and
  * pusher:ping. Events arrive the way they reach Herald's gateways: one
  * Redis connection SUBSCRIBEs to <prefix>ch:{<app_id>:<channel>} for each

@@ -37,7 +37,8 @@ struct snapshot {
     struct procstat aux[LOADGEN_MAX_PIDS];
     double server_cpu_s;
     uint64_t server_rss_kb;
-    double loadgen_cpu_s; /* the workers' CPU time */
+    double loadgen_cpu_s; /* the workers' and the controller's CPU time */
+    struct machine_cpu machine;
 };
 
 struct step_result {
@@ -136,11 +137,14 @@ static void take_snapshot(struct snapshot *s)
         if (procstat_read(options.aux_pids[i].pid, &s->aux[i]) != 0)
             memset(&s->aux[i], 0, sizeof s->aux[i]);
     }
+    procstat_read_machine(&s->machine);
+    struct procstat p;
     for (int w = 0; w < options.workers; w++) {
-        struct procstat p;
         if (worker_pids[w] > 0 && procstat_read(worker_pids[w], &p) == 0)
             s->loadgen_cpu_s += p.cpu_seconds;
     }
+    if (procstat_read(getpid(), &p) == 0)
+        s->loadgen_cpu_s += p.cpu_seconds;
 }
 
 static double seconds_between(const struct snapshot *a, const struct snapshot *b)
@@ -397,6 +401,19 @@ static void print_step_json(const struct step_result *r)
            cpu, 100.0 * cpu / window, deliveries ? cpu * 1e6 / (double)deliveries : 0.0,
            (unsigned long long)r->end.server_rss_kb);
     printf(",\"loadgen_cpu_s\":%.2f", r->end.loadgen_cpu_s - r->start.loadgen_cpu_s);
+    /* CPU that no measured process accounts for: other programs on the
+     * machine, which make every other figure of the step less reliable. */
+    double machine_total = r->end.machine.total_seconds - r->start.machine.total_seconds;
+    double machine_busy = r->end.machine.process_seconds - r->start.machine.process_seconds +
+                          r->end.machine.interrupt_seconds - r->start.machine.interrupt_seconds;
+    double measured = cpu + (r->end.loadgen_cpu_s - r->start.loadgen_cpu_s);
+    for (int i = 0; i < options.aux_pid_count; i++)
+        measured += r->end.aux[i].cpu_seconds - r->start.aux[i].cpu_seconds;
+    double others = r->end.machine.process_seconds - r->start.machine.process_seconds - measured;
+    printf(",\"machine_busy_percent\":%.1f,\"interrupt_cpu_s\":%.2f,\"other_processes_cpu_s\":%.2f",
+           machine_total > 0 ? 100.0 * machine_busy / machine_total : 0.0,
+           r->end.machine.interrupt_seconds - r->start.machine.interrupt_seconds,
+           others > 0 ? others : 0.0);
     printf(",\"aux_cpu_s\":[");
     for (int i = 0; i < options.aux_pid_count; i++)
         printf("%s%.2f", i ? "," : "", r->end.aux[i].cpu_seconds - r->start.aux[i].cpu_seconds);

@@ -65,3 +65,23 @@ int procstat_read(pid_t pid, struct procstat *out)
         return -1;
     return 0;
 }
+
+int procstat_read_machine(struct machine_cpu *out)
+{
+    char buf[1024];
+    if (read_file("/proc/stat", buf, sizeof buf) != 0)
+        return -1;
+
+    unsigned long long user, nice, system, idle, iowait, irq, softirq, steal;
+    if (sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system, &idle,
+               &iowait, &irq, &softirq, &steal) != 8)
+        return -1;
+
+    long ticks = sysconf(_SC_CLK_TCK);
+    double per_tick = 1.0 / (double)(ticks > 0 ? ticks : 100);
+    out->process_seconds = (double)(user + nice + system) * per_tick;
+    out->interrupt_seconds = (double)(irq + softirq + steal) * per_tick;
+    out->total_seconds = (double)(user + nice + system + idle + iowait + irq + softirq + steal) *
+                         per_tick;
+    return 0;
+}

@@ -14,4 +14,15 @@ struct procstat {
  * process is gone or a file has an unexpected shape. */
 int procstat_read(pid_t pid, struct procstat *out);
 
+/* Machine-wide CPU time from the first line of /proc/stat, in seconds
+ * summed over all CPUs. */
+struct machine_cpu {
+    double process_seconds; /* user + nice + system: time charged to processes */
+    double interrupt_seconds; /* irq + softirq + steal */
+    double total_seconds;     /* everything, idle and iowait included */
+};
+
+/* Returns 0, or -1 when /proc/stat cannot be read. */
+int procstat_read_machine(struct machine_cpu *out);
+
 #endif
