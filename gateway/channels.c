@@ -390,10 +390,17 @@ static void on_bus_message(const char *topic, size_t topic_len, const char *payl
         struct subscription *sub = &s->conn->subscriptions[s->index];
         if (env.exclude && socket_id_equals(s->conn, env.exclude, env.exclude_len))
             continue;
-        if (sub->state == SUBSCRIPTION_ACTIVE)
+        if (sub->state == SUBSCRIPTION_JOINING) {
+            if (member_event)
+                presence_hold(sub->member, m, env.seq);
+        } else if (sub->state == SUBSCRIPTION_ACTIVE) {
+            if (member_event && sub->member && env.seq) {
+                if (env.seq <= sub->member->last_seq)
+                    continue;
+                sub->member->last_seq = env.seq;
+            }
             connection_send(s->conn, m);
-        else if (sub->state == SUBSCRIPTION_JOINING && member_event)
-            presence_hold(sub->member, m, env.seq);
+        }
     }
     message_release_if_unused(m);
 }
@@ -436,9 +443,12 @@ void channels_presence_joined(struct connection *conn, struct presence_member *m
         connection_send_frame(conn, frame, frame_len);
         /* Events the snapshot already reflects carry a sequence number no
          * higher than the snapshot's; send only the later ones. */
+        member->last_seq = seq;
         for (uint32_t i = 0; i < member->held_count; i++) {
-            if (member->held_seq[i] > seq)
+            if (member->held_seq[i] > member->last_seq) {
                 connection_send(conn, member->held[i]);
+                member->last_seq = member->held_seq[i];
+            }
             message_unref(member->held[i]);
         }
         member->held_count = 0;

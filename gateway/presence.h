@@ -21,6 +21,12 @@ struct presence_member {
     struct presence_join *join; /* the join script in flight, or NULL */
     bool joined;     /* Redis lists this socket as a member */
 
+    /* Sequence number of the last member event this subscriber has seen,
+     * starting at its snapshot's. The snapshot reply and the events travel
+     * on different Redis connections, so an event the snapshot already
+     * contains can arrive after it and must be dropped. */
+    unsigned long long last_seq;
+
     /* Member events received while the join was in flight, with their
      * sequence numbers; delivered after the snapshot unless it already
      * contains them. */
