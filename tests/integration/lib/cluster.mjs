@@ -38,6 +38,9 @@ export function buildDir() {
   return path.resolve(REPO_ROOT, configured);
 }
 
+export const GATEWAY_BINARY = path.join('gateway', 'herald-gateway');
+export const RELAY_BINARY = path.join('relay', 'herald-relay');
+
 /** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
 export async function freePort() {
   return new Promise((resolve, reject) => {
@@ -78,7 +81,7 @@ function logLines(file, text) {
   return fs.readFileSync(file, 'utf8').split('\n').filter((line) => line.includes(text));
 }
 
-function findBinary(relativePath) {
+export function findBinary(relativePath) {
   const file = path.join(buildDir(), relativePath);
   if (!fs.existsSync(file)) {
     throw new Error(
@@ -157,8 +160,12 @@ class ManagedProcess {
       return this.describeExit();
     }
     this.child.kill('SIGTERM');
-    const timer = new Promise((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS, 'timeout'));
-    const outcome = await Promise.race([this.exited, timer]);
+    let timer;
+    const deadline = new Promise((resolve) => {
+      timer = setTimeout(resolve, STOP_TIMEOUT_MS, 'timeout');
+    });
+    const outcome = await Promise.race([this.exited, deadline]);
+    clearTimeout(timer);
     if (outcome === 'timeout') {
       this.child.kill('SIGKILL');
       await this.exited;
@@ -215,20 +222,23 @@ export class Cluster {
     this.logDir = path.join(ARTIFACTS_DIR, `${stamp}-${this.name}-${process.pid}`);
     fs.mkdirSync(this.logDir, { recursive: true });
 
-    const gatewayBinary = findBinary(path.join('gateway', 'herald-gateway'));
-    const relayBinary = findBinary(path.join('relay', 'herald-relay'));
+    const gatewayBinary = findBinary(GATEWAY_BINARY);
+    const relayBinary = findBinary(RELAY_BINARY);
 
     this.redisPort = await freePort();
     await this.#startRedisServer();
 
-    const heraldEnv = childEnvironment({
+    const heraldEnv = (this.heraldEnv = childEnvironment({
       HERALD_REDIS_URL: `redis://127.0.0.1:${this.redisPort}`,
       HERALD_PREFIX: this.prefix,
       HERALD_GATEWAY_HOST: '127.0.0.1',
       HERALD_RELAY_HOST: '127.0.0.1',
       HERALD_LOG_LEVEL: process.env.HERALD_LOG_LEVEL || 'info',
+      // A gateway spreads its SIGTERM drain over this many seconds (default
+      // 10), and stop() allows STOP_TIMEOUT_MS for the whole shutdown.
+      HERALD_DRAIN_SECONDS: '1',
       ...env,
-    });
+    }));
 
     this.relayPort = await freePort();
     const relay = this.#spawn('relay', relayBinary, ['--port', String(this.relayPort)], heraldEnv);
@@ -323,15 +333,16 @@ export class Cluster {
 
   /** HGETALL of `key` as a plain object (empty when the key does not exist). */
   async redisHash(key) {
-    const output = await this.redisCli('HGETALL', key);
+    // Without a terminal, redis-cli prints each field and each value on a
+    // line of its own. The output is not trimmed, because a value may be empty.
+    const { stdout } = await execFileAsync('redis-cli', ['-h', '127.0.0.1', '-p', String(this.redisPort), 'HGETALL', key]);
     const hash = {};
-    if (output === '') {
+    if (stdout === '' || stdout === '\n') {
       return hash;
     }
-    // Without a terminal, redis-cli prints each field and each value on a line of its own.
-    const lines = output.split('\n');
+    const lines = stdout.replace(/\n$/, '').split('\n');
     if (lines.length % 2 !== 0) {
-      throw new Error(`HGETALL ${key} returned an odd number of lines:\n${output}`);
+      throw new Error(`HGETALL ${key} returned an odd number of lines:\n${stdout}`);
     }
     for (let index = 0; index < lines.length; index += 2) {
       hash[lines[index]] = lines[index + 1];
@@ -398,7 +409,8 @@ export class Cluster {
    * Stops every process by PID, gateways first and Redis last, and records
    * how each one exited in <log dir>/exit-status.txt. Then throws if a
    * gateway or the relay did not exit with status 0 after SIGTERM, which is
-   * how a crash or a sanitizer abort at shutdown shows up.
+   * how a crash or a sanitizer abort at shutdown shows up. A gateway killed
+   * by killGateway is not counted.
    */
   async stop() {
     const lines = [];
@@ -407,7 +419,9 @@ export class Cluster {
       const outcome = await managed.stop();
       liveProcesses.delete(managed);
       lines.push(`${managed.name} pid ${managed.pid}: ${outcome}`);
-      if (managed.name !== 'redis' && outcome !== 'exited with status 0') {
+      // Redis servers and processes a test killed on purpose are not judged.
+      const judged = !managed.name.startsWith('redis') && !this.expectedExits.has(managed);
+      if (judged && outcome !== 'exited with status 0') {
         unclean.push(`${managed.name} (pid ${managed.pid}) ${outcome}; log ${managed.logFile}:\n${tailOfFile(managed.logFile)}`);
       }
     }
