@@ -1,6 +1,6 @@
-// Startup failures: a binary that cannot listen on its port must say so and
-// exit with an error status, so a supervisor or quickstart.sh notices,
-// instead of running without a listener.
+// Startup failures: a binary that cannot listen on its port must log the
+// error and exit with an error status, so a supervisor or quickstart.sh
+// notices, instead of running without a listener.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -11,7 +11,7 @@ import { withTimeout } from '../lib/wait.mjs';
 
 let cluster;
 
-/** Runs `binary --port <port>` with the cluster's environment until it exits; returns { code, signal, output }. */
+/** Runs `binary --port <port>` with the cluster's environment until it exits, and returns { code, signal, output }. */
 async function runUntilExit(binary, port) {
   const child = spawn(findBinary(binary), ['--port', String(port)], { env: cluster.heraldEnv });
   let output = '';
