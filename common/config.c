@@ -179,6 +179,7 @@ static void set_app_defaults(struct app_config *app)
     app->enabled = true;
     app->enable_client_messages = false;
     app->enable_user_authentication = false;
+    app->user_authentication_timeout = 30;
     app->max_connections = -1;
     app->max_client_events_per_second = 10;
     app->max_presence_members = 100;
@@ -666,6 +667,7 @@ static const struct app_field app_fields[] = {
     APP_FIELD(enabled, APP_FIELD_BOOL),
     APP_FIELD(enable_client_messages, APP_FIELD_BOOL),
     APP_FIELD(enable_user_authentication, APP_FIELD_BOOL),
+    APP_FIELD(user_authentication_timeout, APP_FIELD_LIMIT),
     APP_FIELD(max_connections, APP_FIELD_CONNECTIONS),
     APP_FIELD(max_client_events_per_second, APP_FIELD_LIMIT),
     APP_FIELD(max_presence_members, APP_FIELD_LIMIT),

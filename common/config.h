@@ -23,7 +23,8 @@ struct app_config {
     char *secret;
     bool enabled;
     bool enable_client_messages;
-    bool enable_user_authentication;
+    bool enable_user_authentication; /* require pusher:signin within the timeout below */
+    int user_authentication_timeout; /* seconds an unsigned connection may stay open */
 
     /* Limits; a value < 0 means unlimited where the comment says so. */
     int max_connections;             /* per app across the cluster; -1 unlimited */

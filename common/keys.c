@@ -5,3 +5,8 @@ void keys_channel_topic(struct strbuf *out, const char *prefix, const char *app_
 {
     strbuf_appendf(out, "%sch:{%s:%s}", prefix, app_id, channel);
 }
+
+void keys_control_topic(struct strbuf *out, const char *prefix, const char *app_id)
+{
+    strbuf_appendf(out, "%sctl:{%s}", prefix, app_id);
+}

@@ -12,4 +12,8 @@
 void keys_channel_topic(struct strbuf *out, const char *prefix, const char *app_id,
                         const char *channel);
 
+/* <prefix>ctl:{<app_id>}: app-wide control messages such as terminating a
+ * user's connections. */
+void keys_control_topic(struct strbuf *out, const char *prefix, const char *app_id);
+
 #endif

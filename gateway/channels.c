@@ -13,6 +13,7 @@
 #include "scripts.h"
 #include "stats.h"
 #include "store.h"
+#include "users.h"
 
 /* Where this gateway stands with Redis for one channel's topic. */
 enum topic_state {
@@ -298,6 +299,7 @@ static void on_bus_connected(void)
     free(all);
     if (i)
         log_info("redis pubsub: resubscribing %zu channel topics", i);
+    users_subscribe_control_topics();
 }
 
 static void on_bus_disconnected(void)
@@ -368,7 +370,11 @@ static bool socket_id_equals(const struct connection *conn, const char *id, size
 static void on_bus_message(const char *topic, size_t topic_len, const char *payload, size_t len)
 {
     struct channel *ch = hashmap_get(&channel_index, topic, topic_len);
-    if (!ch || ch->count == 0)
+    if (!ch) {
+        users_handle_control(topic, topic_len, payload, len);
+        return;
+    }
+    if (ch->count == 0)
         return;
 
     struct envelope env;

@@ -67,6 +67,17 @@ struct connection {
     uint64_t client_event_window_ms;
     uint32_t client_event_count;
 
+    /* User authentication: set by a successful pusher:signin. */
+    char *user_id;
+    char *user_info; /* JSON text, or "" */
+
+    /* Sign-in deadline list, for apps that require user authentication:
+     * intrusive FIFO ordered by connection time. */
+    struct connection *signin_prev;
+    struct connection *signin_next;
+    uint64_t signin_since;
+    bool signin_pending;
+
     bool established; /* connection_established was queued */
     bool closing;     /* close after the queue drains */
     uint16_t close_code;

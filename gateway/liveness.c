@@ -76,6 +76,20 @@ struct connection *liveness_any(void)
     return pinged_fifo.head ? pinged_fifo.head : idle_fifo.head;
 }
 
+size_t liveness_find(bool (*match)(struct connection *conn, void *arg), void *arg,
+                     struct connection **out, size_t max)
+{
+    size_t found = 0;
+    struct connection *lists[] = { idle_fifo.head, pinged_fifo.head };
+    for (size_t l = 0; l < 2; l++) {
+        for (struct connection *conn = lists[l]; conn && found < max; conn = conn->liveness_next) {
+            if (match(conn, arg))
+                out[found++] = conn;
+        }
+    }
+    return found;
+}
+
 static void on_tick(uv_timer_t *timer)
 {
     (void)timer;

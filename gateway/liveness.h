@@ -11,6 +11,9 @@
 #ifndef HERALD_GATEWAY_LIVENESS_H
 #define HERALD_GATEWAY_LIVENESS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "connection.h"
 
 void liveness_start(void);
@@ -29,5 +32,11 @@ void liveness_untrack(struct connection *conn);
  * is left. Closing it removes it from the lists, so repeated calls walk
  * every connection. */
 struct connection *liveness_any(void);
+
+/* Stores up to `max` open, not closing connections for which `match`
+ * returns true; returns how many were stored. Walks every connection, so
+ * it is for rare administrative actions, never per event. */
+size_t liveness_find(bool (*match)(struct connection *conn, void *arg), void *arg,
+                     struct connection **out, size_t max);
 
 #endif

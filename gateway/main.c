@@ -16,6 +16,7 @@
 #include "node.h"
 #include "server.h"
 #include "store.h"
+#include "users.h"
 
 struct gateway gateway;
 
@@ -76,6 +77,7 @@ static void stop_everything(void)
     /* Closing the connections queues their leave scripts; the command
      * connection sends them before it closes. */
     liveness_stop();
+    users_stop();
     server_stop();
     node_stop();
     channels_shutdown();
@@ -201,6 +203,7 @@ int main(int argc, char **argv)
     channels_init();
     node_start();
     liveness_start();
+    users_start();
 
     uv_timer_init(gateway.loop, &drain_timer);
     uv_signal_init(gateway.loop, &sigterm_handle);

@@ -16,6 +16,7 @@
 #include "presence.h"
 #include "signature.h"
 #include "store.h"
+#include "users.h"
 
 /* Protocol versions that share the wire format this server speaks. */
 #define PROTOCOL_MIN 4
@@ -107,6 +108,8 @@ void protocol_handle_open(struct connection *conn, const char *path, const char 
     snprintf(conn->socket_id, sizeof conn->socket_id, "%u.%llu", gateway.node_number,
              (unsigned long long)++gateway.next_socket_serial);
     conn->established = true;
+
+    users_track_unsigned(conn);
 
     struct strbuf frame;
     strbuf_init(&frame);
@@ -247,20 +250,25 @@ static void handle_subscribe(struct connection *conn, json_object *frame)
                                 "Channel names starting with # are reserved", 400);
         goto done;
     case CHANNEL_SERVER_TO_USER:
-        /* TODO: accept once pusher:signin is implemented. */
-        send_subscription_error(conn, channel, "AuthError",
-                                "The connection is not signed in as the user of this channel", 401);
-        goto done;
+        /* Only the signed-in user's own channel; pusher-js sends auth "". */
+        if (!conn->user_id ||
+            strcmp(channel + strlen(CHANNEL_SERVER_TO_USER_PREFIX), conn->user_id) != 0) {
+            send_subscription_error(conn, channel, "AuthError",
+                                    "The connection is not signed in as the user of this channel",
+                                    401);
+            goto done;
+        }
+        break;
     default:
         break;
     }
 
     const char *channel_data = NULL;
     if (kind.type == CHANNEL_PRESENCE) {
-        /* TODO: a signed-in connection may omit channel_data and join as
-         * its user once pusher:signin is implemented. */
+        /* A signed-in connection may omit channel_data and join as its
+         * user; the auth then covers "<socket_id>:<channel>" only. */
         channel_data = string_member(data, "channel_data");
-        if (!channel_data) {
+        if (!channel_data && !conn->user_id) {
             send_subscription_error(conn, channel, "AuthError",
                                     "Presence channels need channel_data, a JSON string with "
                                     "user_id and user_info, signed by your auth endpoint",
@@ -297,6 +305,8 @@ static void handle_subscribe(struct connection *conn, json_object *frame)
         member = parse_channel_data(conn, channel, channel_data);
         if (!member)
             goto done;
+    } else if (kind.type == CHANNEL_PRESENCE) {
+        member = presence_member_new(conn->user_id, conn->user_info);
     }
 
     if (channels_subscribe(conn, channel, member) != 0) {
@@ -326,6 +336,97 @@ static void handle_unsubscribe(struct connection *conn, json_object *frame)
                  channel);
         connection_send_error(conn, -1, message);
     }
+    json_object_put(owned);
+}
+
+/* ---- pusher:signin ---------------------------------------------------- */
+
+/* Answers a failed sign-in. Apps that require sign-in close the connection
+ * with 4009, so pusher-js does not retry with the same bad credentials;
+ * other apps keep it open. */
+static void reject_signin(struct connection *conn, const char *message)
+{
+    if (conn->app->enable_user_authentication)
+        connection_close_with_error(conn, 4009, message);
+    else
+        connection_send_error(conn, -1, message);
+}
+
+static void handle_signin(struct connection *conn, json_object *frame)
+{
+    char message[320];
+    json_object *owned;
+    json_object *data = data_object(frame, &owned);
+    const char *auth = string_member(data, "auth");
+    const char *user_data = string_member(data, "user_data");
+    json_object *parsed = NULL;
+
+    if (!auth || !user_data) {
+        reject_signin(conn, "Invalid pusher:signin: data needs the strings auth and user_data");
+        goto done;
+    }
+
+    enum signature_status status =
+        signature_check_user_auth(conn->app, auth, conn->socket_id, user_data);
+    if (status != SIGNATURE_OK) {
+        snprintf(message, sizeof message,
+                 "Invalid signin signature: expected HMAC SHA256 hex digest of "
+                 "%s::user::<user_data>%s",
+                 conn->socket_id, status == SIGNATURE_WRONG_KEY ? " with the app's key" : "");
+        reject_signin(conn, message);
+        goto done;
+    }
+
+    /* user_data: an object with a non-empty string id; user_info optional.
+     * TODO: watchlist online/offline events. */
+    parsed = json_tokener_parse(user_data);
+    const char *id = json_object_is_type(parsed, json_type_object) ? string_member(parsed, "id")
+                                                                   : NULL;
+    if (!id || !id[0] || strlen(id) > USER_ID_MAX) {
+        snprintf(message, sizeof message,
+                 "Invalid user_data: expected a JSON object with id, a non-empty string of at "
+                 "most %d characters",
+                 USER_ID_MAX);
+        reject_signin(conn, message);
+        goto done;
+    }
+    if (conn->user_id && strcmp(conn->user_id, id) != 0) {
+        reject_signin(conn, "The connection is already signed in as another user");
+        goto done;
+    }
+
+    json_object *user_info = NULL;
+    const char *info = "";
+    if (json_object_object_get_ex(parsed, "user_info", &user_info) && user_info)
+        info = json_object_to_json_string_ext(user_info, JSON_C_TO_STRING_PLAIN |
+                                                             JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (!conn->user_id) {
+        conn->user_id = strdup(id);
+        conn->user_info = strdup(info);
+        if (!conn->user_id || !conn->user_info) {
+            log_error("out of memory signing in socket_id=%s", conn->socket_id);
+            abort();
+        }
+    }
+    users_signed_in(conn);
+
+    /* signin_success carries the user_data string exactly as the client
+     * sent it. */
+    struct strbuf inner, reply;
+    strbuf_init(&inner);
+    strbuf_init(&reply);
+    strbuf_append_str(&inner, "{\"user_data\":");
+    strbuf_append_json_string(&inner, user_data, strlen(user_data));
+    strbuf_append_char(&inner, '}');
+    frame_render_event(&reply, "pusher:signin_success", NULL, inner.data, inner.len, NULL);
+    connection_send_frame(conn, reply.data, reply.len);
+    strbuf_free(&inner);
+    strbuf_free(&reply);
+    log_debug("signed in socket_id=%s app=%s user_id=%s", conn->socket_id, conn->app->id,
+              conn->user_id);
+
+done:
+    json_object_put(parsed);
     json_object_put(owned);
 }
 
@@ -463,8 +564,7 @@ void protocol_handle_message(struct connection *conn, const char *text, size_t l
     } else if (strcmp(event, "pusher:unsubscribe") == 0) {
         handle_unsubscribe(conn, frame);
     } else if (strcmp(event, "pusher:signin") == 0) {
-        /* TODO: user authentication. */
-        connection_send_error(conn, -1, "pusher:signin is not supported by this server yet");
+        handle_signin(conn, frame);
     } else if (strncmp(event, "client-", 7) == 0) {
         handle_client_event(conn, frame, event);
     } else if (strncmp(event, "pusher:", 7) == 0 || strncmp(event, "pusher_internal:", 16) == 0) {

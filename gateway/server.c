@@ -13,6 +13,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "stats.h"
+#include "users.h"
 
 /* Frames written per writable callback before yielding to other sockets. */
 #define WRITES_PER_CALLBACK 32
@@ -75,6 +76,7 @@ void connection_close(struct connection *conn, int code, const char *reason)
     conn->close_code = (uint16_t)code;
     snprintf(conn->close_reason, sizeof conn->close_reason, "%s", reason);
     liveness_untrack(conn);
+    users_untrack(conn);
     lws_set_timeout(conn->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_SECONDS);
     lws_callback_on_writable(conn->wsi);
 }
@@ -253,10 +255,14 @@ static void handle_closed(struct connection *conn)
     if (!conn->wsi)
         return;
     liveness_untrack(conn);
+    users_untrack(conn);
     channels_unsubscribe_all(conn);
     message_queue_clear(&conn->outbound);
     free(conn->rx_buffer);
     conn->rx_buffer = NULL;
+    free(conn->user_id);
+    free(conn->user_info);
+    conn->user_id = conn->user_info = NULL;
     gateway.connection_count--;
     log_debug("connection closed socket_id=%s app=%s", conn->socket_id,
               conn->app ? conn->app->id : "-");
