@@ -358,6 +358,16 @@ export class Cluster {
     await managed.exited;
   }
 
+  /**
+   * Sends SIGTERM to gateway `index` by PID, as an orchestrator does when it
+   * drains the gateway, and returns how it exited.
+   */
+  async stopGateway(index) {
+    const managed = this.gateways[index].process;
+    this.expectedExits.add(managed);
+    return managed.stop();
+  }
+
   /** Stops this cluster's redis-server with SIGTERM by PID; the gateways and the relay keep running. */
   async stopRedis() {
     const managed = this.redis;

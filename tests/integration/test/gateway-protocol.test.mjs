@@ -50,8 +50,12 @@ function assertPusherError(frame, code) {
 function httpGet(port, path) {
   return new Promise((resolve, reject) => {
     const request = http.get({ host: '127.0.0.1', port, path, agent: false }, (response) => {
-      response.resume();
-      response.on('end', () => resolve(response.statusCode));
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => {
+        body += chunk;
+      });
+      response.on('end', () => resolve({ status: response.statusCode, body }));
     });
     request.on('error', reject);
     request.setTimeout(5000, () => request.destroy(new Error(`GET ${path} timed out`)));
@@ -145,8 +149,18 @@ describe('gateway protocol', () => {
     });
 
     it('answers GET on a wrong path with 404', async () => {
-      assert.equal(await httpGet(cluster.gatewayPort(0), '/no/such/path'), 404);
-      assert.equal(await httpGet(cluster.gatewayPort(0), '/apps/app-1/events'), 404);
+      assert.equal((await httpGet(cluster.gatewayPort(0), '/no/such/path')).status, 404);
+      assert.equal((await httpGet(cluster.gatewayPort(0), '/apps/app-1/events')).status, 404);
+    });
+
+    it('serves health and metrics over HTTP', async () => {
+      const port = cluster.gatewayPort(1);
+      assert.equal((await httpGet(port, '/up')).status, 200);
+      const ready = await httpGet(port, '/ready');
+      assert.equal(ready.status, 200, `/ready: ${ready.body}`);
+      const metrics = await httpGet(port, '/metrics');
+      assert.equal(metrics.status, 200);
+      assert.match(metrics.body, /^# (HELP|TYPE) /m, 'metrics must be in the Prometheus text format');
     });
   });
 
