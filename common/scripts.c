@@ -4,6 +4,7 @@
  * the shared state as one member of its node-state set:
  *   "p\n<app>\n<channel>\n<socket_id>"  presence membership of one socket
  *   "c\n<app>\n<channel>"               the node's subscription count
+ *   "k\n<app>"                          the node's connection count of the app
  * so that the node itself, or a survivor after it died, can undo it. */
 #define LUA_PRELUDE                                                                      \
     "local function tag(app, ch) return '{' .. app .. ':' .. ch .. '}' end\n"            \
@@ -81,7 +82,8 @@
     "local function undo_entry(p, node, entry)\n"                                        \
     "  local e = split(entry)\n"                                                         \
     "  if e[1] == 'p' then leave(p, e[2], e[3], e[4], node, '-')\n"                      \
-    "  elseif e[1] == 'c' then set_count(p, e[2], e[3], node, 0) end\n"                  \
+    "  elseif e[1] == 'c' then set_count(p, e[2], e[3], node, 0)\n"                      \
+    "  elseif e[1] == 'k' then redis.call('HDEL', p .. 'conns:{' .. e[2] .. '}', node) end\n" \
     "end\n"
 
 const char scripts_presence_join[] =
@@ -123,7 +125,9 @@ const char scripts_node_sync[] =
     "  end\n"
     "end\n"
     "for _, entry in ipairs(redis.call('SMEMBERS', p .. 'node-state:' .. node)) do\n"
-    "  if not wanted[entry] then undo_entry(p, node, entry) end\n"
+    "  if not wanted[entry] and string.sub(entry, 1, 2) ~= 'k\\n' then\n"
+    "    undo_entry(p, node, entry)\n"
+    "  end\n"
     "end\n"
     "for _, e in ipairs(entries) do\n"
     "  if e[1] == 'p' then join(p, e[2], e[3], e[4], e[5], e[6], node, 0, true)\n"
@@ -146,3 +150,23 @@ const char scripts_node_reap[] =
     "  end\n"
     "end\n"
     "return reaped\n";
+
+const char scripts_app_connections[] =
+    LUA_PRELUDE
+    "local p, node = ARGV[1], ARGV[2]\n"
+    "local totals = {}\n"
+    "for i = 3, #ARGV, 2 do\n"
+    "  local app, count = ARGV[i], tonumber(ARGV[i + 1])\n"
+    "  local key, entry = p .. 'conns:{' .. app .. '}', 'k\\n' .. app\n"
+    "  if count > 0 then\n"
+    "    redis.call('HSET', key, node, count)\n"
+    "    redis.call('SADD', p .. 'node-state:' .. node, entry)\n"
+    "  else\n"
+    "    redis.call('HDEL', key, node)\n"
+    "    redis.call('SREM', p .. 'node-state:' .. node, entry)\n"
+    "  end\n"
+    "  local total = 0\n"
+    "  for _, value in ipairs(redis.call('HVALS', key)) do total = total + tonumber(value) end\n"
+    "  totals[#totals + 1] = total\n"
+    "end\n"
+    "return totals\n";

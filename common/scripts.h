@@ -45,4 +45,9 @@ extern const char scripts_node_sync[];
  * its connections had left. Returns the ids of the nodes removed. */
 extern const char scripts_node_reap[];
 
+/* ARGV: prefix, node_id, then pairs of app id and this node's connection
+ * count for that app. Records the counts in P conns:{app} (one field per
+ * node) and returns each app's total across the cluster, in order. */
+extern const char scripts_app_connections[];
+
 #endif

@@ -79,6 +79,7 @@ struct connection {
     bool signin_pending;
 
     bool established; /* connection_established was queued */
+    bool counted;     /* included in gateway.app_connections */
     bool closing;     /* close after the queue drains */
     uint16_t close_code;
     char close_reason[96];

@@ -25,6 +25,13 @@ struct gateway {
     uint64_t next_socket_serial;
 
     uint64_t connection_count;
+
+    /* Per app, indexed like config.apps: this node's open connections, the
+     * count it last reported to Redis, and the cluster-wide total Redis
+     * returned then. The quota check uses total - reported + local. */
+    uint64_t *app_connections;
+    uint64_t *app_connections_reported;
+    uint64_t *app_connections_cluster;
     bool draining; /* SIGTERM received: not ready, closing clients */
     bool stopping; /* tearing down the server and Redis links */
 };
@@ -35,6 +42,11 @@ extern struct gateway gateway;
 static inline uint64_t gateway_now_ms(void)
 {
     return uv_now(gateway.loop);
+}
+
+static inline size_t gateway_app_index(const struct app_config *app)
+{
+    return (size_t)(app - gateway.config.apps);
 }
 
 /* Microseconds since the epoch from the wall clock, as carried in

@@ -222,6 +222,9 @@ int main(int argc, char **argv)
 
     if (uv_loop_close(gateway.loop) != 0)
         log_warn("event loop closed with handles still open");
+    free(gateway.app_connections);
+    free(gateway.app_connections_reported);
+    free(gateway.app_connections_cluster);
     config_free(&gateway.config);
     log_info("stopped");
     return 0;

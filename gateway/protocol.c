@@ -105,6 +105,25 @@ void protocol_handle_open(struct connection *conn, const char *path, const char 
         }
     }
 
+    if (conn->app->max_connections >= 0) {
+        /* The cluster total is as of the last heartbeat, so bursts across
+         * several gateways may overshoot the quota by what they accept
+         * within one heartbeat interval. */
+        size_t i = gateway_app_index(conn->app);
+        uint64_t others = gateway.app_connections_cluster[i] > gateway.app_connections_reported[i]
+                              ? gateway.app_connections_cluster[i] - gateway.app_connections_reported[i]
+                              : 0;
+        if (others + gateway.app_connections[i] >= (uint64_t)conn->app->max_connections) {
+            snprintf(message, sizeof message,
+                     "Over connection quota: app %s allows %d connections", conn->app->id,
+                     conn->app->max_connections);
+            connection_close_with_error(conn, 4004, message);
+            return;
+        }
+    }
+    gateway.app_connections[gateway_app_index(conn->app)]++;
+    conn->counted = true;
+
     snprintf(conn->socket_id, sizeof conn->socket_id, "%u.%llu", gateway.node_number,
              (unsigned long long)++gateway.next_socket_serial);
     conn->established = true;

@@ -263,6 +263,8 @@ static void handle_closed(struct connection *conn)
     free(conn->user_id);
     free(conn->user_info);
     conn->user_id = conn->user_info = NULL;
+    if (conn->counted)
+        gateway.app_connections[gateway_app_index(conn->app)]--;
     gateway.connection_count--;
     log_debug("connection closed socket_id=%s app=%s", conn->socket_id,
               conn->app ? conn->app->id : "-");
