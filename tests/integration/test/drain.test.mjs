@@ -1,7 +1,7 @@
 // Graceful stop: on SIGTERM a gateway closes its clients with 4200
 // ("reconnect now"), spread over drain_seconds, and exits with status 0.
-// pusher-js reconnects at once after 4200, so the clients move to another
-// gateway.
+// pusher-js reconnects at once after 4200, so behind a load balancer the
+// clients move to another gateway.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
