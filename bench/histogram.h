@@ -1,8 +1,7 @@
 /* Log-linear latency histogram with fixed buckets, so that histograms of
  * several processes can be added and two snapshots of one can be
- * subtracted. Values below 64 are exact; above, each power of two is split
- * into 32 buckets, which bounds the relative error of a reported value at
- * about 3 %. */
+ * subtracted. Values below 64 are exact. Above, each power of two is split
+ * into 32 buckets, so a reported value is off by at most about 3 %. */
 #ifndef HERALD_BENCH_HISTOGRAM_H
 #define HERALD_BENCH_HISTOGRAM_H
 
@@ -32,7 +31,7 @@ void histogram_subtract(struct histogram *out, const struct histogram *later,
                         const struct histogram *earlier);
 
 /* Returns the value at quantile `q` (0 to 1): the midpoint of the bucket
- * that holds the ceil(q * total)-th value, but never more than `max`.
+ * that contains the ceil(q * total)-th value, but never more than `max`.
  * Returns 0 for an empty histogram. */
 uint64_t histogram_quantile(const struct histogram *h, double q);
 

@@ -42,6 +42,8 @@ struct snapshot {
 };
 
 struct step_result {
+    double all_processes_start_s; /* procstat_sum_all_processes() */
+    double all_processes_end_s;
     double rate;
     double duration_s;
     struct snapshot start;
@@ -304,6 +306,7 @@ static void drain(const struct snapshot *start)
 
 static void run_step(struct step_result *r)
 {
+    r->all_processes_start_s = procstat_sum_all_processes();
     take_snapshot(&r->start);
     uint64_t begin = r->start.t_ns;
     uint64_t end = begin + (uint64_t)(r->duration_s * 1e9);
@@ -321,6 +324,7 @@ static void run_step(struct step_result *r)
 
     drain(&r->start);
     take_snapshot(&r->end);
+    r->all_processes_end_s = procstat_sum_all_processes();
 }
 
 static void judge_step(struct step_result *r)
@@ -401,15 +405,15 @@ static void print_step_json(const struct step_result *r)
            cpu, 100.0 * cpu / window, deliveries ? cpu * 1e6 / (double)deliveries : 0.0,
            (unsigned long long)r->end.server_rss_kb);
     printf(",\"loadgen_cpu_s\":%.2f", r->end.loadgen_cpu_s - r->start.loadgen_cpu_s);
-    /* CPU that no measured process accounts for: other programs on the
-     * machine, which make every other figure of the step less reliable. */
+    /* CPU of processes outside the run: other programs on the machine,
+     * which make every other figure of the step less reliable. */
     double machine_total = r->end.machine.total_seconds - r->start.machine.total_seconds;
     double machine_busy = r->end.machine.process_seconds - r->start.machine.process_seconds +
                           r->end.machine.interrupt_seconds - r->start.machine.interrupt_seconds;
     double measured = cpu + (r->end.loadgen_cpu_s - r->start.loadgen_cpu_s);
     for (int i = 0; i < options.aux_pid_count; i++)
         measured += r->end.aux[i].cpu_seconds - r->start.aux[i].cpu_seconds;
-    double others = r->end.machine.process_seconds - r->start.machine.process_seconds - measured;
+    double others = r->all_processes_end_s - r->all_processes_start_s - measured;
     printf(",\"machine_busy_percent\":%.1f,\"interrupt_cpu_s\":%.2f,\"other_processes_cpu_s\":%.2f",
            machine_total > 0 ? 100.0 * machine_busy / machine_total : 0.0,
            r->end.machine.interrupt_seconds - r->start.machine.interrupt_seconds,

@@ -2,10 +2,10 @@
  * forked worker processes.
  *
  * The controller forks the workers, publishes the events and prints the
- * report. Each worker holds a share of the WebSocket connections on its own
- * epoll loop. They talk through one MAP_SHARED region: the controller writes
- * `command`, and each worker copies its counters into its own slot under a
- * sequence lock about ten times a second. */
+ * report. Each worker owns a share of the WebSocket connections and runs
+ * its own epoll loop. They communicate through one MAP_SHARED region. The
+ * controller writes `command`, and each worker copies its counters into its
+ * own slot under a sequence lock about ten times a second. */
 #ifndef HERALD_BENCH_LOADGEN_H
 #define HERALD_BENCH_LOADGEN_H
 
@@ -127,9 +127,9 @@ struct worker_slot {
 
 struct loadgen_shared {
     volatile int command;
-    /* Stable subscribers of each channel, per worker:
-     * channel_subscribers[worker * channels + channel]; written by each
-     * worker together with its stats. */
+    /* Stable subscribers of each channel, per worker, at
+     * channel_subscribers[worker * channels + channel]. Each worker writes
+     * its row together with its stats. */
     uint32_t *channel_subscribers;
     struct worker_slot workers[LOADGEN_MAX_WORKERS];
 };

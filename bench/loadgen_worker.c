@@ -82,8 +82,8 @@ static struct {
     struct conn *conns;
     uint32_t count;
 
-    /* FIFO of local indices waiting to connect; each connection is in it
-     * at most once, so count + 1 slots never overflow. */
+    /* FIFO of local indices waiting to connect. A connection is pushed only
+     * while it is not queued, so count + 1 slots never overflow. */
     uint32_t *queue;
     uint32_t queue_head;
     uint32_t queue_tail;
@@ -295,8 +295,8 @@ static void conn_retry(struct conn *c)
 }
 
 /* Handles a connection that failed or that the server closed. During
- * setup, and for churning connections, it is opened again; a stable
- * connection lost during the run stays closed and its missing deliveries
+ * setup, and for churning connections, it is opened again. A stable
+ * connection lost during the run stays closed, so its missing deliveries
  * count as loss. */
 static void conn_close(struct conn *c)
 {

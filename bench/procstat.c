@@ -1,5 +1,7 @@
 #include "procstat.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,4 +86,23 @@ int procstat_read_machine(struct machine_cpu *out)
     out->total_seconds = (double)(user + nice + system + idle + iowait + irq + softirq + steal) *
                          per_tick;
     return 0;
+}
+
+double procstat_sum_all_processes(void)
+{
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return 0;
+
+    double sum = 0;
+    struct dirent *entry;
+    while ((entry = readdir(proc))) {
+        if (!isdigit((unsigned char)entry->d_name[0]))
+            continue;
+        double seconds;
+        if (read_cpu_seconds((pid_t)atoi(entry->d_name), &seconds) == 0)
+            sum += seconds;
+    }
+    closedir(proc);
+    return sum;
 }

@@ -25,4 +25,10 @@ struct machine_cpu {
 /* Returns 0, or -1 when /proc/stat cannot be read. */
 int procstat_read_machine(struct machine_cpu *out);
 
+/* Returns the CPU seconds (utime + stime) of every process in /proc.
+ * NOTE: a process that exits between two calls drops out of the second
+ * sum, and one that starts counts with its whole lifetime, so differences
+ * of this sum are estimates. */
+double procstat_sum_all_processes(void);
+
 #endif

@@ -78,8 +78,8 @@ run_table() {
     "server RSS at end, MB|(.server.rss_kb_end / 1024 | . * 10 | round / 10)"
     "load generator CPU, s|.steps[0].loadgen_cpu_s"
     "machine CPU busy, % of all cores|.steps[0].machine_busy_percent"
-    "CPU of processes outside the run, s|.steps[0].other_processes_cpu_s"
-    "kernel interrupt and softirq CPU, s|.steps[0].interrupt_cpu_s"
+    "CPU of other processes and kernel threads, s (estimate)|.steps[0].other_processes_cpu_s"
+    "interrupt and softirq time from /proc/stat, s|.steps[0].interrupt_cpu_s"
     "other processes' CPU, s|([.server.aux_pids[].label] | join(\", \")) as \$l | \"\\(.steps[0].aux_cpu_s | map(tostring) | join(\", \")) (\\(\$l))\""
   )
   local row name filter

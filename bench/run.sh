@@ -3,9 +3,9 @@
 #
 # Usage: bench/run.sh [SCENARIO...]    scenarios: s1 s2 s3 s4 (default: all)
 #
-# Every server measured here (a fresh redis-server per scenario, the
-# gateways, the relay and herald-baseline) is started by this script on a
-# free port of 127.0.0.1, checked to be the process listening there, and
+# This script starts every server it measures: a fresh redis-server per
+# scenario, the gateways, the relay and herald-baseline. Each gets a free
+# port of 127.0.0.1, is checked to be the process listening there, and is
 # stopped by its PID when its scenario ends. Each herald-loadgen run stops
 # by itself and is bounded by --hard-timeout.
 #
@@ -209,11 +209,20 @@ run_loadgen() {
   printf '%q ' herald-loadgen --label "$label" "$@" | sed 's/ $//' >"$results/$label.cmd"
   wait_for_quiet "$label"
   log "running $label: $(cat "$results/$label.cmd")"
+  local before after drops_before retrans_before drops_after retrans_after
+  before=$(network_counters)
   if "$loadgen" --label "$label" "$@" >"$results/$label.json" 2>"$results/$label.log"; then
     log "$label finished"
   else
     log "$label ended with status $?; see $results/$label.log"
   fi
+  after=$(network_counters)
+  read -r drops_before retrans_before <<<"$before"
+  read -r drops_after retrans_after <<<"$after"
+  {
+    echo "${label//-/_}_backlog_drops=$((drops_after - drops_before))"
+    echo "${label//-/_}_tcp_retransmits=$((retrans_after - retrans_before))"
+  } >>"$results/meta.env"
   if ! jq -e . "$results/$label.json" >/dev/null 2>&1; then
     echo '{"status":"no_report"}' >"$results/$label.json"
   fi

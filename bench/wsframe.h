@@ -15,7 +15,7 @@
 #define WS_OPCODE_PING 0x9
 #define WS_OPCODE_PONG 0xA
 
-/* Longest header: 2 bytes, 8 bytes of extended length, 4 bytes of mask. */
+/* Maximum header size: 2 bytes, 8 bytes of extended length, 4 of mask. */
 #define WS_HEADER_MAX 14
 
 /* Length of a Sec-WebSocket-Accept value: base64 of a SHA-1 digest. */
@@ -37,10 +37,10 @@ size_t ws_frame_write_header(uint8_t *out, uint8_t opcode, uint64_t payload_len,
                              const uint8_t mask[4]);
 
 /* Parses the frame header at the start of `buf`. Returns 1 when the header
- * is complete (the payload may still be partial), 0 when more bytes are
- * needed, and -1 on a header no peer may send (reserved bits set, a 64-bit
- * length with the top bit set, or a control frame longer than 125 bytes or
- * fragmented). */
+ * is complete, though the payload may still be partial, and 0 when more
+ * bytes are needed. Returns -1 on a header no peer may send: reserved bits
+ * set, a 64-bit length with the top bit set, or a control frame that is
+ * fragmented or longer than 125 bytes. */
 int ws_frame_parse_header(const uint8_t *buf, size_t len, struct ws_frame *frame);
 
 /* XORs `data` with `mask`, starting `offset` bytes into the masked payload.
