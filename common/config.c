@@ -210,6 +210,7 @@ static void set_defaults(struct herald_config *cfg)
     cfg->pong_timeout = 30;
     cfg->node_timeout = 10;
     cfg->drain_seconds = 10;
+    cfg->cache_ttl = 1800;
     cfg->strict_protocol = false;
     cfg->max_message_bytes = 16384;
     cfg->max_outbound_queue_bytes = 262144;
@@ -307,6 +308,7 @@ static const struct setting settings[] = {
     SETTING(pong_timeout, "HERALD_PONG_TIMEOUT", SETTING_POSITIVE),
     SETTING(node_timeout, "HERALD_NODE_TIMEOUT", SETTING_POSITIVE, .max = NODE_TIMEOUT_MAX),
     SETTING(drain_seconds, "HERALD_DRAIN_SECONDS", SETTING_POSITIVE, .max = DRAIN_SECONDS_MAX),
+    SETTING(cache_ttl, "HERALD_CACHE_TTL", SETTING_POSITIVE),
     SETTING(strict_protocol, "HERALD_STRICT_PROTOCOL", SETTING_BOOL),
     SETTING(max_message_bytes, "HERALD_MAX_MESSAGE_BYTES", SETTING_POSITIVE),
     SETTING(max_outbound_queue_bytes, "HERALD_MAX_OUTBOUND_QUEUE_BYTES", SETTING_POSITIVE),

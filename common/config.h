@@ -61,6 +61,7 @@ struct herald_config {
     int pong_timeout;          /* seconds to wait for any frame after a server ping */
     int node_timeout;          /* seconds without heartbeat before a gateway's state is removed */
     int drain_seconds;         /* seconds over which a stopping gateway closes its clients */
+    int cache_ttl;             /* seconds a cache channel's last event is kept */
     bool strict_protocol;      /* reject a missing ?protocol= with 4008 */
     int max_message_bytes;     /* largest inbound WebSocket message */
     int max_outbound_queue_bytes; /* per connection; a slower client is closed */

@@ -10,3 +10,8 @@ void keys_control_topic(struct strbuf *out, const char *prefix, const char *app_
 {
     strbuf_appendf(out, "%sctl:{%s}", prefix, app_id);
 }
+
+void keys_cache(struct strbuf *out, const char *prefix, const char *app_id, const char *channel)
+{
+    strbuf_appendf(out, "%scache:{%s:%s}", prefix, app_id, channel);
+}

@@ -12,6 +12,10 @@
 void keys_channel_topic(struct strbuf *out, const char *prefix, const char *app_id,
                         const char *channel);
 
+/* <prefix>cache:{<app_id>:<channel>}: the last event of a cache channel,
+ * as the frame bytes clients receive, with a TTL. */
+void keys_cache(struct strbuf *out, const char *prefix, const char *app_id, const char *channel);
+
 /* <prefix>ctl:{<app_id>}: app-wide control messages such as terminating a
  * user's connections. */
 void keys_control_topic(struct strbuf *out, const char *prefix, const char *app_id);

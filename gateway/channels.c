@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "bus.h"
+#include "cache.h"
+#include "channel.h"
 #include "envelope.h"
 #include "frame.h"
 #include "gateway.h"
@@ -42,6 +44,7 @@ struct channel {
     uint32_t pending; /* subscribers still waiting for subscription_succeeded */
 
     uint8_t state;
+    bool cache; /* a cache channel: new subscribers get the last event */
 };
 
 /* topic -> struct channel */
@@ -74,6 +77,7 @@ static struct channel *channel_create(const struct app_config *app, const char *
     memcpy(ch->topic, topic, topic_len);
     ch->topic[topic_len] = '\0';
     ch->topic_len = topic_len;
+    ch->cache = channel_classify(name).cache;
     hashmap_put(&channel_index, ch->topic, ch->topic_len, ch);
     return ch;
 }
@@ -148,6 +152,8 @@ static void confirm_subscription(struct connection *conn, struct subscription *s
     if (!sub->member) {
         sub->state = SUBSCRIPTION_ACTIVE;
         send_subscription_succeeded(conn, sub->channel);
+        if (sub->channel->cache)
+            cache_fetch_start(conn, sub, sub->channel->name);
         return;
     }
     sub->state = SUBSCRIPTION_JOINING;
@@ -193,6 +199,10 @@ static void remove_subscription(struct connection *conn, uint32_t index)
     struct channel *ch = sub->channel;
     if (sub->state == SUBSCRIPTION_PENDING)
         ch->pending--;
+    if (sub->cache) {
+        cache_fetch_cancel(sub->cache);
+        sub->cache = NULL;
+    }
     if (sub->member) {
         /* A join in flight runs before this leave: both go over the one
          * command connection, and Redis runs scripts in order. */
@@ -399,6 +409,8 @@ static void on_bus_message(const char *topic, size_t topic_len, const char *payl
         if (sub->state == SUBSCRIPTION_JOINING) {
             if (member_event)
                 presence_hold(sub->member, m, env.seq);
+        } else if (sub->state == SUBSCRIPTION_CACHING) {
+            cache_fetch_hold(sub->cache, m, env.seq, member_event);
         } else if (sub->state == SUBSCRIPTION_ACTIVE) {
             if (member_event && sub->member && env.seq) {
                 if (env.seq <= sub->member->last_seq)
@@ -458,6 +470,8 @@ void channels_presence_joined(struct connection *conn, struct presence_member *m
             message_unref(member->held[i]);
         }
         member->held_count = 0;
+        if (sub->channel->cache)
+            cache_fetch_start(conn, sub, sub->channel->name);
         break;
     }
 }

@@ -12,12 +12,14 @@
 #include "config.h"
 #include "message.h"
 
+struct cache_fetch;
 struct channel;
 struct presence_member;
 
 enum subscription_state {
     SUBSCRIPTION_PENDING = 0, /* waiting for Redis to confirm the topic */
     SUBSCRIPTION_JOINING,     /* presence: topic in place, join script in flight */
+    SUBSCRIPTION_CACHING,     /* cache channel: succeeded sent, fetching the last event */
     SUBSCRIPTION_ACTIVE,      /* subscription_succeeded was sent */
 };
 
@@ -26,6 +28,7 @@ enum subscription_state {
 struct subscription {
     struct channel *channel;
     struct presence_member *member; /* presence channels only, else NULL */
+    struct cache_fetch *cache;      /* while SUBSCRIPTION_CACHING, else NULL */
     uint32_t slot;
     uint8_t state;
 };

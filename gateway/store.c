@@ -157,23 +157,39 @@ int store_eval(const char *script, int argc, const char **argv, const size_t *le
     return 0;
 }
 
-int store_command(const char *format, ...)
+static int store_vquery(store_reply_fn callback, void *privdata, const char *format, va_list ap)
 {
     if (!commands_link.connected)
         return -1;
 
-    struct pending_reply *pending = calloc(1, sizeof *pending);
+    struct pending_reply *pending = malloc(sizeof *pending);
     if (!pending) {
         log_error("out of memory queueing a Redis command");
         abort();
     }
-    va_list ap;
-    va_start(ap, format);
-    int status = redisvAsyncCommand(commands_link.context, on_reply, pending, format, ap);
-    va_end(ap);
-    if (status != REDIS_OK) {
+    pending->callback = callback;
+    pending->privdata = privdata;
+    if (redisvAsyncCommand(commands_link.context, on_reply, pending, format, ap) != REDIS_OK) {
         free(pending);
         return -1;
     }
     return 0;
+}
+
+int store_command(const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    int status = store_vquery(NULL, NULL, format, ap);
+    va_end(ap);
+    return status;
+}
+
+int store_query(store_reply_fn callback, void *privdata, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    int status = store_vquery(callback, privdata, format, ap);
+    va_end(ap);
+    return status;
 }

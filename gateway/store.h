@@ -27,4 +27,7 @@ int store_eval(const char *script, int argc, const char **argv, const size_t *le
 /* Sends a printf-style hiredis command and ignores the reply. */
 int store_command(const char *format, ...);
 
+/* Sends a printf-style hiredis command; `callback` gets the reply. */
+int store_query(store_reply_fn callback, void *privdata, const char *format, ...);
+
 #endif
