@@ -62,4 +62,5 @@ if ((integration_status != 0)); then
   echo "Integration tests failed (exit status $integration_status); server logs are in $artifacts" >&2
   exit "$integration_status"
 fi
+tests/deploy/run.sh
 echo "All tests passed."
