@@ -40,24 +40,55 @@ function contextCopySources() {
     .flatMap(({ argument }) => argument.split(' ').slice(0, -1));
 }
 
-// Directories the top CMakeLists.txt adds outside `if(HERALD_TESTS)`,
-// which the image builds with HERALD_TESTS=OFF.
-function cmakeSubdirectoriesWithoutTests() {
-  const text = fs.readFileSync(path.join(repoRoot, 'CMakeLists.txt'), 'utf8');
-  const directories = [];
-  let insideTestsBlock = false;
-  for (const line of text.split('\n')) {
-    if (/^\s*if\s*\(\s*HERALD_TESTS\s*\)/.test(line)) {
-      insideTestsBlock = true;
-    } else if (insideTestsBlock && /^\s*endif\s*\(/.test(line)) {
-      insideTestsBlock = false;
+// Lines of a CMakeLists.txt outside `if(HERALD_TESTS)` blocks, which the
+// image leaves out by building with HERALD_TESTS=OFF.
+function linesWithoutTests(file) {
+  const lines = [];
+  let testsDepth = 0;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (testsDepth === 0 && /^\s*if\s*\(\s*HERALD_TESTS\s*\)/.test(line)) {
+      testsDepth = 1;
+      continue;
     }
-    const match = /^\s*add_subdirectory\s*\(\s*([^\s)]+)/.exec(line);
-    if (match && !insideTestsBlock) {
-      directories.push(match[1]);
+    if (testsDepth > 0) {
+      if (/^\s*if\s*\(/.test(line)) {
+        testsDepth++;
+      } else if (/^\s*endif\s*\(/.test(line)) {
+        testsDepth--;
+      }
+      continue;
+    }
+    lines.push(line);
+  }
+  return lines;
+}
+
+// Top-level paths of the repository that CMake reads for the image build:
+// the directories added with add_subdirectory() and the paths named with
+// ${CMAKE_SOURCE_DIR}/ in any of their CMakeLists.txt files.
+function cmakeInputs() {
+  const inputs = new Set(['CMakeLists.txt']);
+  const visited = new Set();
+  const pending = ['.'];
+  while (pending.length > 0) {
+    const directory = pending.pop();
+    visited.add(directory);
+    const file = path.join(repoRoot, directory, 'CMakeLists.txt');
+    for (const line of linesWithoutTests(file)) {
+      const subdirectory = /^\s*add_subdirectory\s*\(\s*([^\s)]+)/.exec(line);
+      if (subdirectory) {
+        const relative = path.normalize(path.join(directory, subdirectory[1]));
+        inputs.add(relative.split(path.sep)[0]);
+        if (!visited.has(relative)) {
+          pending.push(relative);
+        }
+      }
+      for (const match of line.matchAll(/\$\{CMAKE_SOURCE_DIR\}\/([^\s/)]+)/g)) {
+        inputs.add(match[1]);
+      }
     }
   }
-  return directories;
+  return [...inputs];
 }
 
 // The Debian package that contains `file`, tried under /usr and without
@@ -104,10 +135,9 @@ test('dockerfile builds on debian 12', () => {
 
 test('builder copies every cmake input', () => {
   const sources = contextCopySources();
-  for (const directory of cmakeSubdirectoriesWithoutTests()) {
-    assert.ok(sources.includes(directory), `CMakeLists.txt adds ${directory}/, which deploy/Dockerfile does not copy`);
+  for (const input of cmakeInputs()) {
+    assert.ok(sources.includes(input), `CMake reads ${input} when HERALD_TESTS=OFF, but deploy/Dockerfile does not copy it`);
   }
-  assert.ok(sources.includes('CMakeLists.txt'), 'deploy/Dockerfile does not copy CMakeLists.txt');
   const cmake = instructions.find(({ instruction, argument }) => instruction === 'RUN' && argument.includes('cmake -S'));
   assert.ok(cmake, 'deploy/Dockerfile has no cmake -S step');
   assert.match(cmake.argument, /-DHERALD_TESTS=OFF/, 'the image build must leave out the unit tests and CUnit');
