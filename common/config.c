@@ -180,6 +180,8 @@ static void set_app_defaults(struct app_config *app)
     app->enable_client_messages = false;
     app->enable_user_authentication = false;
     app->user_authentication_timeout = 30;
+    app->enable_subscription_count = false;
+    app->subscription_count_interval_ms = 1000;
     app->max_connections = -1;
     app->max_client_events_per_second = 10;
     app->max_presence_members = 100;
@@ -670,6 +672,8 @@ static const struct app_field app_fields[] = {
     APP_FIELD(enable_client_messages, APP_FIELD_BOOL),
     APP_FIELD(enable_user_authentication, APP_FIELD_BOOL),
     APP_FIELD(user_authentication_timeout, APP_FIELD_LIMIT),
+    APP_FIELD(enable_subscription_count, APP_FIELD_BOOL),
+    APP_FIELD(subscription_count_interval_ms, APP_FIELD_LIMIT),
     APP_FIELD(max_connections, APP_FIELD_CONNECTIONS),
     APP_FIELD(max_client_events_per_second, APP_FIELD_LIMIT),
     APP_FIELD(max_presence_members, APP_FIELD_LIMIT),

@@ -102,8 +102,26 @@ const char scripts_presence_leave[] =
 
 const char scripts_channel_count[] =
     LUA_PRELUDE
-    "set_count(ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]))\n"
-    "return 1\n";
+    "local p, app, ch, interval = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[6] or '0')\n"
+    "set_count(p, app, ch, ARGV[4], tonumber(ARGV[5]))\n"
+    "if interval <= 0 then return 0 end\n"
+    "local t = tag(app, ch)\n"
+    "local total = 0\n"
+    "for _, value in ipairs(redis.call('HVALS', p .. 'subs:' .. t)) do\n"
+    "  total = total + tonumber(value)\n"
+    "end\n"
+    "if redis.call('GET', p .. 'subcount-sent:' .. t) == tostring(total) then return 0 end\n"
+    "if not redis.call('SET', p .. 'subcount-lock:' .. t, '1', 'NX', 'PX', interval) then\n"
+    "  return math.max(redis.call('PTTL', p .. 'subcount-lock:' .. t), 1)\n"
+    "end\n"
+    "redis.call('SET', p .. 'subcount-sent:' .. t, tostring(total), 'PX', 86400000)\n"
+    "if total > 0 then\n"
+    "  local data = '{\"subscription_count\":' .. total .. '}'\n"
+    "  redis.call('PUBLISH', p .. 'ch:' .. t, 'h1 - 0\\n' ..\n"
+    "    '{\"event\":\"pusher_internal:subscription_count\",\"channel\":' ..\n"
+    "    cjson.encode(ch) .. ',\"data\":' .. cjson.encode(data) .. '}')\n"
+    "end\n"
+    "return 0\n";
 
 const char scripts_node_sync[] =
     LUA_PRELUDE

@@ -26,9 +26,13 @@ extern const char scripts_presence_join[];
  * Returns 1 when the socket was a member, else 0. */
 extern const char scripts_presence_leave[];
 
-/* ARGV: prefix, app, channel, node_id, count
+/* ARGV: prefix, app, channel, node_id, count[, interval_ms]
  * Records how many local subscriptions this node has on the channel and
- * keeps the app's set of occupied channels. */
+ * keeps the app's set of occupied channels. With interval_ms > 0 it also
+ * publishes pusher_internal:subscription_count when the cluster-wide
+ * count changed, at most once per interval for the whole cluster. Returns
+ * 0, or the milliseconds to wait before calling again because a changed
+ * count could not be sent yet. */
 extern const char scripts_channel_count[];
 
 /* ARGV: prefix, node_id, ttl_ms, then entries:

@@ -123,15 +123,100 @@ static void channel_reconcile(struct channel *ch)
 
 /* ---- shared state in Redis --------------------------------------------- */
 
+/* A subscription_count event the count script could not send yet because
+ * the channel's interval had not passed; retried when it has. */
+struct count_retry {
+    const struct app_config *app;
+    char *name;
+    uint64_t due_ms;
+};
+
+static struct count_retry *count_retries;
+static size_t count_retry_total;
+static size_t count_retry_capacity;
+static uv_timer_t count_retry_timer;
+
+static void send_subscription_count(const struct app_config *app, const char *name,
+                                    uint32_t local_count);
+
+static void on_count_reply(redisReply *reply, void *privdata)
+{
+    struct count_retry *retry = privdata;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0 &&
+        !gateway.stopping) {
+        if (count_retry_total == count_retry_capacity) {
+            count_retry_capacity = count_retry_capacity ? count_retry_capacity * 2 : 8;
+            count_retries = checked_realloc(count_retries,
+                                            count_retry_capacity * sizeof *count_retries);
+        }
+        retry->due_ms = gateway_now_ms() + (uint64_t)reply->integer;
+        count_retries[count_retry_total++] = *retry;
+        free(retry);
+        return;
+    }
+    free(retry->name);
+    free(retry);
+}
+
+static void on_count_retry_timer(uv_timer_t *timer)
+{
+    (void)timer;
+    uint64_t now = gateway_now_ms();
+    size_t kept = 0;
+    for (size_t i = 0; i < count_retry_total; i++) {
+        struct count_retry *retry = &count_retries[i];
+        if (retry->due_ms > now) {
+            count_retries[kept++] = *retry;
+            continue;
+        }
+        struct strbuf topic;
+        strbuf_init(&topic);
+        keys_channel_topic(&topic, gateway.config.prefix, retry->app->id, retry->name);
+        struct channel *ch = hashmap_get(&channel_index, topic.data, topic.len);
+        strbuf_free(&topic);
+        send_subscription_count(retry->app, retry->name, ch ? ch->count : 0);
+        free(retry->name);
+    }
+    count_retry_total = kept;
+}
+
 /* Records this node's subscription count for the channel in Redis, for the
- * cluster-wide counts the HTTP API reports. While Redis is down the count
- * is not sent; the state sync after the reconnect sends every count. */
+ * cluster-wide counts the HTTP API reports and, for apps that enable it,
+ * the subscription_count events. While Redis is down the count is not
+ * sent; the state sync after the reconnect sends every count. */
+static void send_subscription_count(const struct app_config *app, const char *name,
+                                    uint32_t local_count)
+{
+    char count[16], interval[16] = "0";
+    snprintf(count, sizeof count, "%u", local_count);
+    bool notify = app->enable_subscription_count &&
+                  channel_classify(name).type != CHANNEL_PRESENCE;
+    if (notify)
+        snprintf(interval, sizeof interval, "%d", app->subscription_count_interval_ms);
+
+    const char *argv[] = { gateway.config.prefix, app->id, name, gateway.node_id, count,
+                           interval };
+    struct count_retry *retry = NULL;
+    if (notify) {
+        retry = checked_realloc(NULL, sizeof *retry);
+        retry->app = app;
+        retry->name = strdup(name);
+        if (!retry->name) {
+            log_error("out of memory scheduling a subscription count");
+            abort();
+        }
+    }
+    if (store_eval(scripts_channel_count, 6, argv, NULL, notify ? on_count_reply : NULL, retry) !=
+            0 &&
+        retry) {
+        free(retry->name);
+        free(retry);
+    }
+}
+
 static void publish_subscription_count(const struct channel *ch)
 {
-    char count[16];
-    snprintf(count, sizeof count, "%u", ch->count);
-    const char *argv[] = { gateway.config.prefix, ch->app->id, ch->name, gateway.node_id, count };
-    store_eval(scripts_channel_count, 5, argv, NULL, NULL, NULL);
+    send_subscription_count(ch->app, ch->name, ch->count);
 }
 
 /* ---- subscriber arrays ------------------------------------------------ */
@@ -182,6 +267,7 @@ static void channel_add_subscriber(struct channel *ch, struct connection *conn,
     struct subscription *sub = &conn->subscriptions[index];
     sub->channel = ch;
     sub->member = member;
+    sub->cache = NULL;
     sub->slot = slot;
     sub->state = SUBSCRIPTION_PENDING;
     if (ch->state == TOPIC_SUBSCRIBED)
@@ -574,6 +660,8 @@ static const struct bus_callbacks channel_bus_callbacks = {
 void channels_init(void)
 {
     hashmap_init(&channel_index);
+    uv_timer_init(gateway.loop, &count_retry_timer);
+    uv_timer_start(&count_retry_timer, on_count_retry_timer, 100, 100);
     bus_start(&channel_bus_callbacks);
 }
 
@@ -585,6 +673,13 @@ void channels_shutdown(void)
     struct hashmap_entry *e;
     while ((e = hashmap_next(&channel_index, &cursor)))
         channel_destroy(e->value);
+    uv_timer_stop(&count_retry_timer);
+    uv_close((uv_handle_t *)&count_retry_timer, NULL);
+    for (size_t i = 0; i < count_retry_total; i++)
+        free(count_retries[i].name);
+    free(count_retries);
+    count_retries = NULL;
+    count_retry_total = count_retry_capacity = 0;
     bus_stop();
     hashmap_free(&channel_index);
 }
