@@ -192,11 +192,18 @@ int main(int argc, char **argv)
     init_node_identity();
 
     if (gateway.config.using_development_app)
-        log_warn("no apps configured: using the development app id=app-1 key=app-key "
-                 "secret=app-secret; configure real apps before exposing this server");
+        log_warn("no apps configured: using the development app id=app-1 key=app-key, whose "
+                 "secret is published in the README; configure real apps before exposing "
+                 "this server");
 
     gateway.loop = uv_default_loop();
     if (server_start() != 0) {
+        /* Let libwebsockets close what it opened on the loop, then free it. */
+        server_stop();
+        uv_run(gateway.loop, UV_RUN_DEFAULT);
+        server_free();
+        uv_run(gateway.loop, UV_RUN_DEFAULT);
+        uv_loop_close(gateway.loop);
         config_free(&gateway.config);
         return 1;
     }

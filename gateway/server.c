@@ -396,16 +396,23 @@ int server_start(void)
     info.port = gateway.config.gateway_port;
     info.iface = gateway.config.gateway_host;
     info.protocols = protocols;
+    /* The vhost is created separately because libwebsockets 4.1 returns a
+     * context even when its default vhost cannot bind, and the gateway
+     * would then run without listening. */
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_DISABLE_IPV6;
+                   LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     info.foreign_loops = foreign_loops;
     info.gid = -1;
     info.uid = -1;
 
     gateway.lws = lws_create_context(&info);
     if (!gateway.lws) {
-        log_error("failed to start the WebSocket server on %s:%d (port in use, or the "
-                  "libuv event plugin is missing)",
+        log_error("failed to start libwebsockets (is the libuv event plugin "
+                  "libwebsockets-evlib-uv installed?)");
+        return -1;
+    }
+    if (!lws_create_vhost(gateway.lws, &info)) {
+        log_error("cannot listen on %s:%d: the address is in use or not available",
                   gateway.config.gateway_host, gateway.config.gateway_port);
         return -1;
     }
