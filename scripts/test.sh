@@ -63,4 +63,8 @@ if ((integration_status != 0)); then
   exit "$integration_status"
 fi
 tests/deploy/run.sh
+
+step "Running the browser tests (tests/browser) against build/"
+tests/browser/run.sh
+
 echo "All tests passed."
