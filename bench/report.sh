@@ -62,7 +62,7 @@ run_table() {
     "achieved event rate, /s|.steps[0].achieved_rate"
     "expected deliveries (stable connections)|.steps[0].expected"
     "delivered|.steps[0].delivered"
-    "lost|.steps[0].lost"
+    "not delivered by the end of the drain|.steps[0].lost"
     "duplicates|.steps[0].duplicates"
     "reordered|.steps[0].reordered"
     "closed by the server|.steps[0].closed_by_server"
@@ -104,7 +104,7 @@ steps_table() {
     echo "Not run."
     return
   fi
-  echo "| events/s | deliveries/s | lost | p50 ms | p99 ms | max ms | server CPU % | CPU-s per M | load generator CPU s | machine busy % | other processes CPU s | clean |"
+  echo "| events/s | deliveries/s | missing | p50 ms | p99 ms | max ms | server CPU % | CPU-s per M | load generator CPU s | machine busy % | other processes CPU s | clean |"
   echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
   jq -r '.steps[] | "| \(.rate) | \(.deliveries_per_s) | \(.lost) | \(.latency_ms.p50) | \(.latency_ms.p99) | \(.latency_ms.max) | \(.server_cpu_percent) | \(.server_cpu_s_per_million_deliveries) | \(.loadgen_cpu_s) | \(.machine_busy_percent // "n/a") | \(.other_processes_cpu_s // "n/a") | \(if .clean then "yes" else "no" end) |"' \
     "$results/$label.json"
@@ -133,7 +133,7 @@ busy_before() {
 # Prints the loopback backlog drops and TCP retransmissions during LABEL.
 network_during() {
   local drops=${1//-/_}_backlog_drops retrans=${1//-/_}_tcp_retransmits
-  echo "${!drops:-n/a} loopback backlog drops and ${!retrans:-n/a} TCP segments retransmitted"
+  echo "${!drops:-n/a} loopback backlog drops and ${!retrans:-n/a} TCP segments retransmitted, machine-wide"
 }
 
 # ---- figures for the summary -------------------------------------------
@@ -180,20 +180,20 @@ how each figure is measured.
 The load generator runs on the same $cores cores as the servers it
 measures, so its CPU time is listed beside every figure. Other programs on
 the machine were not stopped. Before each measurement \`run.sh\` waits up
-to 90 s for the machine to be under 15 % busy, and every table lists the
-CPU time of processes outside the run during the measured window: where
-it is large, those figures are skewed.
+to 90 s for the machine to be under 15 % busy. Every table also lists the
+CPU time of processes outside the run during the measured window, and
+where it is large, those figures are skewed.
 
 ## Summary
 
 | scenario | figure | Herald | baseline | Herald / baseline | target | verdict |
 | --- | --- | ---: | ---: | ---: | --- | --- |
-| S1 dashboard | events lost | $s1_lost | $(field s1-baseline '.steps[0].lost') | | 0 | $(verdict "$(is "$s1_lost" 'v == 0')") |
+| S1 dashboard | deliveries missing after the drain | $s1_lost | $(field s1-baseline '.steps[0].lost') | | 0 | $(verdict "$(is "$s1_lost" 'v == 0')") |
 | S1 dashboard | latency p99, ms | $s1_p99 | $s1_base_p99 | $(ratio "$s1_p99" "$s1_base_p99") | ≤ 5 | $(verdict "$(is "$s1_p99" 'v <= 5')") |
 | S1 dashboard | server CPU-s per million deliveries | $s1_cpu | $s1_base_cpu | $s1_cpu_ratio | ≤ 1.5 × baseline | $(verdict "$(is "$s1_cpu_ratio" 'v <= 1.5')") |
 | S2 storm | highest clean deliveries/s | $s2_best | $s2_base_best | $s2_ratio | ≥ 0.70 × baseline | $(verdict "$(is "$s2_ratio" 'v >= 0.7')") |
 | S3 idle | RSS growth per idle connection, bytes | $s3_growth | | | ≤ 2048 | $(verdict "$(is "$s3_growth" 'v <= 2048')") |
-| S4 churn | events lost on stable connections | $s4_lost | | | 0 | $(verdict "$(is "$s4_lost" 'v == 0')") |
+| S4 churn | deliveries missing after the drain (stable connections) | $s4_lost | | | 0 | $(verdict "$(is "$s4_lost" 'v == 0')") |
 | S4 churn | latency p99, ms | $s4_p99 | | | ≤ 5 | $(verdict "$(is "$s4_p99" 'v <= 5')") |
 
 The CPU comparison counts the gateways only: the baseline has no HTTP
