@@ -2,7 +2,7 @@
 # Builds the inventory dashboard (npm ci, vite build) and runs its demo
 # backend on 127.0.0.1:$PORT against a Herald cluster that is already
 # running, by default the one scripts/quickstart.sh starts. The backend
-# stays in the foreground; Ctrl-C or SIGTERM stops it.
+# stays in the foreground until Ctrl-C or SIGTERM stops it.
 #
 # Settings (environment): PORT (8000), HERALD_RELAY_HOST (127.0.0.1),
 # HERALD_RELAY_PORT (6002), HERALD_WS_HOST (127.0.0.1), HERALD_WS_PORT

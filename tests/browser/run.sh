@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Runs the browser tests of examples/inventory-dashboard: installs Debian's
-# chromium package when /usr/bin/chromium is missing, runs npm ci in
-# tests/browser and examples/inventory-dashboard (and in tests/integration
-# when its packages are missing, because the tests start their cluster with
-# tests/integration/lib/cluster.mjs), then runs node --test.
+# Runs the browser tests of examples/inventory-dashboard. First it installs
+# Debian's chromium package when /usr/bin/chromium is missing and runs npm
+# ci in tests/browser and examples/inventory-dashboard. It also runs npm ci
+# in tests/integration when that has no node_modules, because the tests
+# start their cluster with tests/integration/lib/cluster.mjs. Then it
+# runs node --test.
 #
 # HERALD_BUILD_DIR selects the Herald build (default build/, relative to the
-# repository root). Screenshots and logs go to tests/browser/artifacts/;
-# the Herald servers' logs go to tests/integration/artifacts/.
+# repository root). Screenshots and logs go to tests/browser/artifacts/,
+# and the Herald servers' logs go to tests/integration/artifacts/.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

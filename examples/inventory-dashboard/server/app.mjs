@@ -65,9 +65,9 @@ async function readInput(request) {
   throw new HttpError(415, `Unsupported Content-Type ${JSON.stringify(type)}: send application/json or application/x-www-form-urlencoded`);
 }
 
-function parseId(text, what) {
+function parseId(text, resourceName) {
   if (!/^\d{1,9}$/.test(text)) {
-    throw new HttpError(404, `${what} ${JSON.stringify(text)} not found`);
+    throw new HttpError(404, `${resourceName} ${JSON.stringify(text)} not found`);
   }
   return Number(text);
 }
@@ -174,7 +174,7 @@ export function createApp(config, { distDir, log }) {
         const message = `The quantity must be a whole number from 0 to ${MAX_QUANTITY}.`;
         throw new HttpError(422, message, { errors: { quantity: [message] } });
       }
-      // Echo's axios interceptor sends this header; Laravel's toOthers() reads it.
+      // Echo's axios interceptor sends this header, and Laravel's toOthers() reads it.
       const socketId = context.request.headers['x-socket-id'];
       if (socketId !== undefined && !isValidSocketId(socketId)) {
         throw new HttpError(400, `Invalid X-Socket-ID header ${JSON.stringify(socketId)}: expected digits.digits`);

@@ -1,6 +1,6 @@
-// The Laravel app's broadcasting layer, done with the `pusher` Node SDK:
-// the channel rules of routes/channels.php, the /broadcasting/auth answers
-// of Laravel's PusherBroadcaster, and the InventoryUpdated event.
+// The Laravel app's broadcasting layer, built on the `pusher` Node SDK:
+// the channel rules of routes/channels.php, the /broadcasting/auth
+// responses of Laravel's PusherBroadcaster, and the InventoryUpdated event.
 
 import Pusher from 'pusher';
 
@@ -34,8 +34,9 @@ function normalizeChannelName(channelName) {
 }
 
 /**
- * The rules of routes/channels.php. Each returns false to deny, true to
- * allow a private channel, or the user_info of a presence member.
+ * Builds the rules of routes/channels.php. Each rule's authorize() returns
+ * false to deny, true to allow a private channel, or the user_info of a
+ * presence member.
  */
 function channelRules(store) {
   return [
@@ -77,10 +78,10 @@ export class Broadcasting {
   }
 
   /**
-   * Answers POST /broadcasting/auth for `user` (null for a guest) like
-   * Laravel's PusherBroadcaster: {status: 200, body} with {auth} for a
-   * private channel and {auth, channel_data} for a presence channel, or
-   * {status: 403 or 400, body: {message}}.
+   * Authorizes a POST /broadcasting/auth request of `user` (null for a
+   * guest) like Laravel's PusherBroadcaster. Returns {status: 200, body}
+   * with body {auth} for a private channel and {auth, channel_data} for a
+   * presence channel, or {status: 403 or 400, body: {message}}.
    */
   authorize(user, socketId, channelName) {
     const guarded = typeof channelName === 'string' && (channelName.startsWith('private-') || channelName.startsWith('presence-'));

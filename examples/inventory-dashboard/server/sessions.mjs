@@ -33,7 +33,7 @@ export class SessionStore {
 
   /**
    * Returns the session named by the request's cookie, or a new guest
-   * session. `isNew` tells the caller to send the cookie.
+   * session. `isNew` is true when the caller must send the cookie.
    */
   resolve(request) {
     const id = parseCookies(request.headers.cookie).get(SESSION_COOKIE);

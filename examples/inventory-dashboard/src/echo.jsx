@@ -29,7 +29,7 @@ export function EchoProvider({ options, children }) {
   return <EchoContext.Provider value={echo}>{children}</EchoContext.Provider>;
 }
 
-/** The Echo instance, or null before it is created. */
+/** Returns the Echo instance of the nearest EchoProvider, or null before it is created. */
 export function useEcho() {
   return useContext(EchoContext);
 }

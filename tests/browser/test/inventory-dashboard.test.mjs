@@ -40,7 +40,7 @@ function quantityCell(page, sku) {
   return page.locator(`tr[data-sku="${sku}"] [data-testid="quantity"]`);
 }
 
-/** A new browser context and page whose console output and page errors are recorded. */
+/** Opens a new browser context and page, recording the page's console output and errors. */
 async function openPage(label) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
   const page = await context.newPage();
@@ -237,8 +237,8 @@ describe('inventory dashboard', () => {
       await a.page.getByRole('status').filter({ hasText: `Saved: ${sku} is now ${quantityFromA}.` }).waitFor({ timeout: DOM_TIMEOUT_MS });
       assert.equal(await quantityCell(a.page, sku).textContent(), String(quantityFromA));
 
-      // B answers with a change of its own. Once A has it, A's own change
-      // would have arrived before it, had toOthers() not excluded A.
+      // B makes a change of its own. Had toOthers() not excluded A from
+      // A's own event, that event would have reached A before B's.
       const otherSku = 'TAPE-48';
       const quantityFromB = 88;
       await watchQuantity(a.page, otherSku, quantityFromB);
@@ -254,7 +254,7 @@ describe('inventory dashboard', () => {
       await a.page.screenshot({ path: path.join(ARTIFACTS_DIR, 'dashboard-a-ava.png'), fullPage: true });
       await b.page.screenshot({ path: path.join(ARTIFACTS_DIR, 'dashboard-b-ben.png'), fullPage: true });
 
-      // A closes the page: B's list drops A once the gateway sees the socket close.
+      // A closes the page. B's list drops A once the gateway detects the closed WebSocket.
       const closedAt = Date.now();
       await a.page.close();
       await viewer(b.page, AVA).waitFor({ state: 'detached', timeout: DOM_TIMEOUT_MS });

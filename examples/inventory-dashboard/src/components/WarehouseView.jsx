@@ -4,7 +4,7 @@ import StockForm from './StockForm.jsx';
 import StockTable from './StockTable.jsx';
 import ViewerList from './ViewerList.jsx';
 
-/** One warehouse: its stock, the form to change it, who is viewing, and the live updates received. */
+/** Renders one warehouse: its stock, the form to change it, who is viewing, and the live updates received. */
 export default function WarehouseView({ warehouseId, user }) {
   const warehouse = useWarehouse(warehouseId);
 
