@@ -1,10 +1,13 @@
-/* The Pusher HTTP API: routing, request checks, publishing and responses.
+/* The Pusher HTTP API server: routing, request checks and responses.
+ * The endpoints themselves live in http_trigger.c, http_channels.c and
+ * http_ops.c (see http_internal.h).
  *
  * evhttp rejects a body over max_request_body_bytes (413) while reading it,
  * before any other check. The rest run in the order Pusher documents: the
  * path and method (404, 405), the app id (404), the signature (400 or 401),
- * the app being enabled (403), then the body itself (400 or 413). Only a
- * request that passed all of them touches Redis. */
+ * the app being enabled (403), then the endpoint's own checks (400 or 413).
+ * Only a request that passed all of them touches Redis. The operations
+ * endpoints /up, /ready and /metrics need no app and no signature. */
 #include "http_api.h"
 
 #include <arpa/inet.h>
@@ -20,10 +23,11 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <hiredis/hiredis.h>
 
+#include "http_internal.h"
 #include "log.h"
 #include "signature.h"
-#include "strbuf.h"
 #include "trigger.h"
 
 /* Idle keep-alive connections and slow request reads are closed after this
@@ -35,45 +39,37 @@
 #define HTTP_API_CONTENT_TYPE_JSON "application/json"
 #define HTTP_API_CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
 
-enum http_api_action {
-    HTTP_API_EVENTS,
-    HTTP_API_BATCH_EVENTS,
+/* The method each endpoint takes, for routing, the Allow header and the
+ * metrics label. */
+static const struct {
+    const char *name;
+    unsigned methods; /* EVHTTP_REQ_* bits */
+    const char *allow;
+} http_endpoints[HTTP_ENDPOINT_COUNT] = {
+    [HTTP_ENDPOINT_EVENTS] = { "events", EVHTTP_REQ_POST, "POST" },
+    [HTTP_ENDPOINT_BATCH_EVENTS] = { "batch_events", EVHTTP_REQ_POST, "POST" },
+    [HTTP_ENDPOINT_CHANNELS] = { "channels", EVHTTP_REQ_GET, "GET" },
+    [HTTP_ENDPOINT_CHANNEL] = { "channel", EVHTTP_REQ_GET, "GET" },
+    [HTTP_ENDPOINT_CHANNEL_USERS] = { "channel_users", EVHTTP_REQ_GET, "GET" },
+    [HTTP_ENDPOINT_TERMINATE_CONNECTIONS] = { "terminate_connections", EVHTTP_REQ_POST,
+                                              "POST" },
+    [HTTP_ENDPOINT_UP] = { "up", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD" },
+    [HTTP_ENDPOINT_READY] = { "ready", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD" },
+    [HTTP_ENDPOINT_METRICS] = { "metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD" },
+    [HTTP_ENDPOINT_UNKNOWN] = { "unknown", 0, NULL },
 };
 
-struct http_api {
-    struct event_base *base;
-    const struct herald_config *cfg;
-    struct publisher *publisher;
-    struct evhttp *http;
-    struct evhttp_bound_socket *listener;
+const char *http_endpoint_name(enum http_endpoint endpoint)
+{
+    return http_endpoints[endpoint].name;
+}
 
-    size_t in_flight;
-    bool draining;
-    void (*drained)(void *arg);
-    void *drained_arg;
-    struct event *drained_event; /* runs `drained` from the loop */
-};
-
-/* One request from its dispatch to us until its response is written out
- * or its connection is gone. A trigger's exchange also waits for the
- * PUBLISH replies, even when the client has gone away before them. */
-struct http_exchange {
-    struct http_api *api;
-    struct evhttp_request *req; /* NULL once the connection is gone */
-    struct evhttp_connection *conn;
-    const char *method;
-    char *path;         /* copy for the debug log */
-    const char *app_id; /* owned by the configuration; NULL until known */
-    bool replied;       /* the response is queued for writing */
-
-    /* Trigger state while PUBLISH replies are awaited. */
-    size_t total;           /* PUBLISH commands this request needs */
-    size_t replies_pending;
-    size_t published;       /* acknowledged by Redis */
-    bool submitting;        /* still inside the loop that queues the PUBLISH */
-    bool lost;              /* a PUBLISH was never acknowledged */
-    bool rejected;          /* Redis replied to a PUBLISH with an error */
-};
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void http_api_check_drained(struct http_api *api);
 
@@ -111,6 +107,10 @@ static void http_exchange_end(struct http_exchange *exchange)
     struct http_api *api = exchange->api;
     if (exchange->conn)
         evhttp_connection_set_closecb(exchange->conn, NULL, NULL);
+    http_trigger_free(exchange->trigger);
+    signature_free_query(exchange->params, exchange->param_count);
+    free(exchange->channel);
+    free(exchange->user_id);
     free(exchange->path);
     free(exchange);
 
@@ -138,21 +138,36 @@ static void http_exchange_on_close(struct evhttp_connection *conn, void *arg)
     exchange->req = NULL;
     exchange->conn = NULL;
 
-    /* A trigger waiting for Redis ends when its last PUBLISH reply does. */
+    /* An exchange waiting for Redis ends when its last reply does. */
     if (exchange->replied || (exchange->replies_pending == 0 && !exchange->submitting))
         http_exchange_end(exchange);
 }
 
-/* Sends `body` with `status` and logs the request at debug level. Success
- * bodies are JSON; error bodies are plain text, as Pusher sends them. The
- * exchange ends once the response is written or the connection closes. */
-static void http_exchange_reply(struct http_exchange *exchange, int status, const char *body)
+static void http_api_record(struct http_api *api, const struct http_exchange *exchange,
+                            int status)
+{
+    struct http_metrics *metrics = &api->metrics;
+    if (status >= 200 && status < 300)
+        metrics->requests[exchange->endpoint][HTTP_STATUS_CLASS_2XX]++;
+    else if (status >= 400 && status < 500)
+        metrics->requests[exchange->endpoint][HTTP_STATUS_CLASS_4XX]++;
+    else if (status >= 500 && status < 600)
+        metrics->requests[exchange->endpoint][HTTP_STATUS_CLASS_5XX]++;
+
+    double seconds = (double)(monotonic_ns() - exchange->started_ns) / 1e9;
+    metrics_histogram_observe(&metrics->request_duration, seconds);
+}
+
+void http_exchange_send(struct http_exchange *exchange, int status, const char *content_type,
+                        const char *body, size_t body_len)
 {
     struct http_api *api = exchange->api;
-    const char *app_id = exchange->app_id ? exchange->app_id : "-";
+    const char *app_id = exchange->app ? exchange->app->id : "-";
     /* evhttp accepts any byte but space in a request path. */
     char path[80];
     trigger_printable(path, sizeof path, exchange->path, strlen(exchange->path));
+
+    http_api_record(api, exchange, status);
 
     if (!exchange->req) {
         log_debug("http: app=%s %s %s -> %d dropped: the client closed the connection first",
@@ -164,21 +179,54 @@ static void http_exchange_reply(struct http_exchange *exchange, int status, cons
     if (status == 200)
         log_debug("http: app=%s %s %s -> %d", app_id, exchange->method, path, status);
     else
-        log_debug("http: app=%s %s %s -> %d %s", app_id, exchange->method, path, status, body);
+        log_debug("http: app=%s %s %s -> %d %.*s", app_id, exchange->method, path, status,
+                  (int)body_len, body);
 
     struct evhttp_request *req = exchange->req;
     struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-    evhttp_add_header(headers, "Content-Type",
-                      status == 200 ? HTTP_API_CONTENT_TYPE_JSON : HTTP_API_CONTENT_TYPE_TEXT);
+    evhttp_add_header(headers, "Content-Type", content_type);
     /* While shutting down, make keep-alive clients open their next
      * connection to a relay that is still running. */
     if (api->draining)
         evhttp_add_header(headers, "Connection", "close");
-    evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    evbuffer_add(evhttp_request_get_output_buffer(req), body, body_len);
 
     exchange->replied = true;
     evhttp_request_set_on_complete_cb(req, http_exchange_on_complete, exchange);
     evhttp_send_reply(req, status, NULL, NULL);
+}
+
+void http_exchange_reply(struct http_exchange *exchange, int status, const char *body)
+{
+    http_exchange_send(exchange, status,
+                       status == 200 ? HTTP_API_CONTENT_TYPE_JSON : HTTP_API_CONTENT_TYPE_TEXT,
+                       body, strlen(body));
+}
+
+bool http_exchange_reply_redis_failure(struct http_exchange *exchange,
+                                       const struct redisReply *reply, const char *what)
+{
+    if (!reply) {
+        http_exchange_reply(exchange, 503, "Redis unavailable, try again");
+        return true;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        char message[HTTP_API_MESSAGE_MAX];
+        snprintf(message, sizeof message, "Redis rejected %s; the relay log has the error",
+                 what);
+        http_exchange_reply(exchange, 500, message);
+        return true;
+    }
+    return false;
+}
+
+const char *http_exchange_param(const struct http_exchange *exchange, const char *key)
+{
+    for (int i = 0; i < exchange->param_count; i++) {
+        if (strcmp(exchange->params[i].key, key) == 0)
+            return exchange->params[i].value;
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -209,234 +257,207 @@ static void http_api_check_drained(struct http_api *api)
 }
 
 /* ------------------------------------------------------------------------
- * Triggers waiting for Redis
- * ------------------------------------------------------------------------ */
-
-static void http_exchange_finish_trigger(struct http_exchange *exchange)
-{
-    char message[HTTP_API_MESSAGE_MAX];
-    int status;
-
-    if (exchange->rejected) {
-        status = 500;
-        snprintf(message, sizeof message,
-                 "Redis rejected the PUBLISH of %zu of %zu frames; the relay log has the error",
-                 exchange->total - exchange->published, exchange->total);
-    } else if (exchange->lost && exchange->published == 0) {
-        status = 503;
-        snprintf(message, sizeof message, "Redis unavailable, try again");
-    } else if (exchange->lost) {
-        status = 503;
-        snprintf(message, sizeof message,
-                 "Redis unavailable, try again; the connection was lost after %zu of %zu "
-                 "frames were published, so a retry delivers those again",
-                 exchange->published, exchange->total);
-    } else {
-        /* TODO: support the `info` parameter (user_count,
-         * subscription_count) once gateways keep cluster-wide channel
-         * counts in Redis; until then every trigger gets {}. */
-        status = 200;
-        snprintf(message, sizeof message, "{}");
-    }
-
-    http_exchange_reply(exchange, status, message);
-}
-
-static void http_exchange_on_published(void *arg, enum publish_result result)
-{
-    struct http_exchange *exchange = arg;
-    exchange->replies_pending--;
-
-    switch (result) {
-    case PUBLISH_OK:
-        exchange->published++;
-        break;
-    case PUBLISH_LOST:
-        exchange->lost = true;
-        break;
-    case PUBLISH_FAILED:
-        exchange->rejected = true;
-        break;
-    }
-
-    if (exchange->replies_pending == 0 && !exchange->submitting)
-        http_exchange_finish_trigger(exchange);
-}
-
-/* Renders every frame of `list` once per channel and PUBLISHes it. The
- * response is sent when Redis has acknowledged all of them. */
-static void http_exchange_publish(struct http_exchange *exchange, const struct app_config *app,
-                                  const struct trigger_list *list)
-{
-    struct http_api *api = exchange->api;
-
-    if (list->frame_count == 0) {
-        http_exchange_reply(exchange, 200, "{}");
-        return;
-    }
-    if (!publisher_ready(api->publisher)) {
-        http_exchange_reply(exchange, 503, "Redis unavailable, try again");
-        return;
-    }
-
-    exchange->total = list->frame_count;
-    exchange->submitting = true;
-
-    struct strbuf topic;
-    struct strbuf envelope;
-    strbuf_init(&topic);
-    strbuf_init(&envelope);
-
-    for (size_t i = 0; i < list->event_count && !exchange->lost; i++) {
-        const struct trigger_event *event = &list->events[i];
-
-        for (size_t c = 0; c < event->channel_count; c++) {
-            strbuf_reset(&topic);
-            strbuf_reset(&envelope);
-            trigger_render(event, event->channels[c], api->cfg->prefix, app->id, &topic,
-                           &envelope);
-
-            exchange->replies_pending++;
-            if (publisher_publish(api->publisher, topic.data, topic.len, envelope.data,
-                                  envelope.len, http_exchange_on_published, exchange) != 0) {
-                /* The connection is closing; every later PUBLISH would fail
-                 * the same way. */
-                exchange->replies_pending--;
-                exchange->lost = true;
-                break;
-            }
-        }
-    }
-
-    strbuf_free(&topic);
-    strbuf_free(&envelope);
-
-    exchange->submitting = false;
-    if (exchange->replies_pending == 0)
-        http_exchange_finish_trigger(exchange);
-}
-
-/* ------------------------------------------------------------------------
  * Routing and request checks
  * ------------------------------------------------------------------------ */
 
-/* Splits "/apps/{app_id}/events" or "/apps/{app_id}/batch_events" and
- * percent-decodes the app id into a new string at *app_id. Returns false
- * for any other path. */
-static bool http_api_route(const char *path, char **app_id, enum http_api_action *action)
+/* Percent-decodes `len` bytes of a path segment into a new string and
+ * stores its length, which exceeds strlen() when it contains %00. Returns
+ * NULL when out of memory. */
+static char *http_api_decode_segment(const char *segment, size_t len, size_t *decoded_len)
 {
+    char *raw = strndup(segment, len);
+    if (!raw)
+        return NULL;
+    char *decoded = evhttp_uridecode(raw, 0, decoded_len);
+    free(raw);
+    return decoded;
+}
+
+/* Matches the path against the endpoints and stores the decoded app id at
+ * *app_id (NULL for the operations endpoints) and the decoded channel name
+ * or user id in the exchange. Returns false when no endpoint matches. */
+static bool http_api_route(struct http_exchange *exchange, char **app_id)
+{
+    const char *path = exchange->path;
+    *app_id = NULL;
+
+    if (strcmp(path, "/up") == 0)
+        exchange->endpoint = HTTP_ENDPOINT_UP;
+    else if (strcmp(path, "/ready") == 0)
+        exchange->endpoint = HTTP_ENDPOINT_READY;
+    else if (strcmp(path, "/metrics") == 0)
+        exchange->endpoint = HTTP_ENDPOINT_METRICS;
+    if (exchange->endpoint != HTTP_ENDPOINT_UNKNOWN)
+        return true;
+
     static const char apps[] = "/apps/";
     if (strncmp(path, apps, sizeof apps - 1) != 0)
         return false;
 
-    const char *segment = path + sizeof apps - 1;
-    const char *slash = strchr(segment, '/');
-    if (!slash || slash == segment)
-        return false;
+    /* Up to four segments: {app_id}, then events, batch_events,
+     * channels[/{channel_name}[/users]] or users/{user_id}/terminate_connections. */
+    const char *segments[4];
+    size_t lengths[4];
+    size_t count = 0;
+    const char *cursor = path + sizeof apps - 1;
+    for (;;) {
+        if (count == 4)
+            return false;
+        size_t len = strcspn(cursor, "/");
+        if (len == 0)
+            return false;
+        segments[count] = cursor;
+        lengths[count] = len;
+        count++;
+        if (cursor[len] == '\0')
+            break;
+        cursor += len + 1;
+    }
 
-    if (strcmp(slash + 1, "events") == 0)
-        *action = HTTP_API_EVENTS;
-    else if (strcmp(slash + 1, "batch_events") == 0)
-        *action = HTTP_API_BATCH_EVENTS;
-    else
+#define SEGMENT_IS(i, text) (lengths[i] == sizeof(text) - 1 && memcmp(segments[i], text, lengths[i]) == 0)
+    const char *variable = NULL; /* the {channel_name} or {user_id} segment */
+    size_t variable_len = 0;
+    if (count == 2 && SEGMENT_IS(1, "events")) {
+        exchange->endpoint = HTTP_ENDPOINT_EVENTS;
+    } else if (count == 2 && SEGMENT_IS(1, "batch_events")) {
+        exchange->endpoint = HTTP_ENDPOINT_BATCH_EVENTS;
+    } else if (count == 2 && SEGMENT_IS(1, "channels")) {
+        exchange->endpoint = HTTP_ENDPOINT_CHANNELS;
+    } else if (count == 3 && SEGMENT_IS(1, "channels")) {
+        exchange->endpoint = HTTP_ENDPOINT_CHANNEL;
+        variable = segments[2];
+        variable_len = lengths[2];
+    } else if (count == 4 && SEGMENT_IS(1, "channels") && SEGMENT_IS(3, "users")) {
+        exchange->endpoint = HTTP_ENDPOINT_CHANNEL_USERS;
+        variable = segments[2];
+        variable_len = lengths[2];
+    } else if (count == 4 && SEGMENT_IS(1, "users") && SEGMENT_IS(3, "terminate_connections")) {
+        exchange->endpoint = HTTP_ENDPOINT_TERMINATE_CONNECTIONS;
+        variable = segments[2];
+        variable_len = lengths[2];
+    } else {
         return false;
+    }
+#undef SEGMENT_IS
 
-    char *raw = strndup(segment, (size_t)(slash - segment));
-    if (!raw)
-        return false;
-    size_t decoded_len = 0;
-    char *decoded = evhttp_uridecode(raw, 0, &decoded_len);
-    free(raw);
-    if (!decoded)
-        return false;
-    if (strlen(decoded) != decoded_len) {
-        free(decoded);
+    size_t app_id_len = 0;
+    char *decoded_app_id = http_api_decode_segment(segments[0], lengths[0], &app_id_len);
+    if (!decoded_app_id || strlen(decoded_app_id) != app_id_len) {
+        free(decoded_app_id);
+        exchange->endpoint = HTTP_ENDPOINT_UNKNOWN;
         return false;
     }
 
-    *app_id = decoded;
+    /* A NUL in a channel name or user id is rejected by the endpoint's own
+     * checks with a 400 that names the value. */
+    if (variable) {
+        size_t decoded_len = 0;
+        char *decoded = http_api_decode_segment(variable, variable_len, &decoded_len);
+        if (!decoded) {
+            free(decoded_app_id);
+            exchange->endpoint = HTTP_ENDPOINT_UNKNOWN;
+            return false;
+        }
+        if (exchange->endpoint == HTTP_ENDPOINT_TERMINATE_CONNECTIONS) {
+            exchange->user_id = decoded;
+            exchange->user_id_len = decoded_len;
+        } else {
+            exchange->channel = decoded;
+            exchange->channel_len = decoded_len;
+        }
+    }
+
+    *app_id = decoded_app_id;
     return true;
 }
 
-/* Returns 0 when the request is signed with the app's secret, else the
- * status to respond with and the message in `err`. */
-static int http_api_check_signature(const struct http_api *api, const struct app_config *app,
-                                    struct evhttp_request *req, const char *path,
-                                    const char *body, size_t body_len, char *err,
-                                    size_t err_len)
+/* Parses the query into the exchange and checks the signature. Returns 0
+ * when the request is signed with the app's secret, else the status to
+ * respond with and the message in `err`. */
+static int http_exchange_check_signature(struct http_exchange *exchange, char *err,
+                                         size_t err_len)
 {
+    struct http_api *api = exchange->api;
+    const struct app_config *app = exchange->app;
+    struct evhttp_request *req = exchange->req;
+
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    struct query_param *params = NULL;
-    int count = signature_parse_query(query ? query : "", &params);
+    int count = signature_parse_query(query ? query : "", &exchange->params);
     if (count < 0) {
+        exchange->params = NULL;
         snprintf(err, err_len, "Invalid query string: a percent-escape is malformed");
         return 400;
     }
+    exchange->param_count = count;
 
+    /* evhttp calls us only once the whole body has arrived, and responds
+     * 413 itself when it is larger than max_request_body_bytes. A GET has
+     * no body, so its signature has no body_md5. */
+    struct evbuffer *input = evhttp_request_get_input_buffer(req);
+    size_t body_len = evbuffer_get_length(input);
+    const char *body = body_len ? (const char *)evbuffer_pullup(input, -1) : "";
+    if (!body) {
+        snprintf(err, err_len, "Out of memory");
+        return 500;
+    }
+
+    const char *path = exchange->path;
+    const struct query_param *params = exchange->params;
     time_t now = time(NULL);
-    int status = signature_check_request(app, "POST", path, params, count, body, body_len, now,
-                                         api->cfg->auth_timestamp_window, err, err_len);
+    int status = signature_check_request(app, exchange->method, path, params, count, body,
+                                         body_len, now, api->cfg->auth_timestamp_window, err,
+                                         err_len);
 
     /* A client may have signed the decoded form of an escaped path; trying
      * it too cannot accept a request signed with another secret. */
     if (status == 401 && strchr(path, '%')) {
         char *decoded = evhttp_uridecode(path, 0, NULL);
         char retry_err[HTTP_API_MESSAGE_MAX];
-        if (decoded && signature_check_request(app, "POST", decoded, params, count, body,
-                                               body_len, now, api->cfg->auth_timestamp_window,
-                                               retry_err, sizeof retry_err) == 0)
+        if (decoded && signature_check_request(app, exchange->method, decoded, params, count,
+                                               body, body_len, now,
+                                               api->cfg->auth_timestamp_window, retry_err,
+                                               sizeof retry_err) == 0)
             status = 0;
         free(decoded);
     }
-
-    signature_free_query(params, count);
     return status;
 }
 
-static void http_exchange_handle_trigger(struct http_exchange *exchange,
-                                         const struct app_config *app,
-                                         enum http_api_action action)
+/* Checks the app and the signature, then hands the request to its
+ * endpoint's handler. */
+static void http_exchange_handle_app_request(struct http_exchange *exchange)
 {
-    struct http_api *api = exchange->api;
-    struct evhttp_request *req = exchange->req;
-    exchange->app_id = app->id;
-
-    /* evhttp calls us only once the whole body has arrived, and responds
-     * 413 itself when it is larger than max_request_body_bytes. */
-    struct evbuffer *input = evhttp_request_get_input_buffer(req);
-    size_t body_len = evbuffer_get_length(input);
-    const char *body = body_len ? (const char *)evbuffer_pullup(input, -1) : "";
-    if (!body) {
-        http_exchange_reply(exchange, 500, "Out of memory");
-        return;
-    }
-
     char message[HTTP_API_MESSAGE_MAX];
-    int status = http_api_check_signature(api, app, req, exchange->path, body, body_len,
-                                          message, sizeof message);
+    int status = http_exchange_check_signature(exchange, message, sizeof message);
     if (status) {
         http_exchange_reply(exchange, status, message);
         return;
     }
 
+    const struct app_config *app = exchange->app;
     if (!app->enabled) {
         snprintf(message, sizeof message, "App %s is disabled", app->id);
         http_exchange_reply(exchange, 403, message);
         return;
     }
 
-    struct trigger_list list;
-    if (action == HTTP_API_EVENTS)
-        status = trigger_parse_event(&list, app, body, body_len, message, sizeof message);
-    else
-        status = trigger_parse_batch(&list, app, body, body_len, message, sizeof message);
-    if (status) {
-        http_exchange_reply(exchange, status, message);
-        return;
+    switch (exchange->endpoint) {
+    case HTTP_ENDPOINT_EVENTS:
+    case HTTP_ENDPOINT_BATCH_EVENTS:
+        http_trigger_handle_events(exchange);
+        break;
+    case HTTP_ENDPOINT_TERMINATE_CONNECTIONS:
+        http_trigger_handle_terminate(exchange);
+        break;
+    case HTTP_ENDPOINT_CHANNELS:
+    case HTTP_ENDPOINT_CHANNEL:
+    case HTTP_ENDPOINT_CHANNEL_USERS:
+        http_channels_handle(exchange);
+        break;
+    default:
+        http_exchange_reply(exchange, 500, "Internal error: no handler for this endpoint");
+        break;
     }
-
-    http_exchange_publish(exchange, app, &list);
-    trigger_list_free(&list);
 }
 
 static void http_exchange_route(struct http_exchange *exchange)
@@ -448,18 +469,31 @@ static void http_exchange_route(struct http_exchange *exchange)
      * proxy adds it. SDKs sign the path without the prefix, so it has to be
      * stripped before routing and before the signature check. */
     char *app_id = NULL;
-    enum http_api_action action;
-    if (!http_api_route(exchange->path, &app_id, &action)) {
+    if (!http_api_route(exchange, &app_id)) {
         http_exchange_reply(exchange, 404,
-                            "Not found: herald-relay serves POST /apps/{app_id}/events and "
-                            "POST /apps/{app_id}/batch_events");
+                            "Not found: herald-relay serves POST /apps/{app_id}/events, "
+                            "POST /apps/{app_id}/batch_events, GET /apps/{app_id}/channels, "
+                            "GET /apps/{app_id}/channels/{channel_name}, "
+                            "GET /apps/{app_id}/channels/{channel_name}/users, "
+                            "POST /apps/{app_id}/users/{user_id}/terminate_connections, "
+                            "GET /up, GET /ready and GET /metrics");
         return;
     }
 
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-        http_exchange_reply(exchange, 405, "Method not allowed: use POST");
+    unsigned methods = http_endpoints[exchange->endpoint].methods;
+    if (!(evhttp_request_get_command(req) & methods)) {
+        const char *allow = http_endpoints[exchange->endpoint].allow;
+        char message[HTTP_API_MESSAGE_MAX];
+        snprintf(message, sizeof message, "Method not allowed: use %s",
+                 methods & EVHTTP_REQ_POST ? "POST" : "GET");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+        http_exchange_reply(exchange, 405, message);
         free(app_id);
+        return;
+    }
+
+    if (!app_id) {
+        http_ops_handle(exchange);
         return;
     }
 
@@ -475,7 +509,8 @@ static void http_exchange_route(struct http_exchange *exchange)
     }
     free(app_id);
 
-    http_exchange_handle_trigger(exchange, app, action);
+    exchange->app = app;
+    http_exchange_handle_app_request(exchange);
 }
 
 static void http_api_on_request(struct evhttp_request *req, void *arg)
@@ -498,6 +533,8 @@ static void http_api_on_request(struct evhttp_request *req, void *arg)
     exchange->conn = evhttp_request_get_connection(req);
     exchange->method = http_method_name(evhttp_request_get_command(req));
     exchange->path = path_copy;
+    exchange->endpoint = HTTP_ENDPOINT_UNKNOWN;
+    exchange->started_ns = monotonic_ns();
     api->in_flight++;
 
     /* The request stays valid until its response is written, unless its
@@ -608,9 +645,9 @@ void http_api_free(struct http_api *api)
     api->drained_event = NULL;
     evhttp_free(api->http);
 
-    /* A trigger still waiting for Redis points at `api` and runs when its
-     * last PUBLISH reply arrives, so `api` is left allocated rather than
-     * freed under it. Closing the publisher first avoids this. */
+    /* An exchange still waiting for Redis points at `api` and runs when its
+     * last reply arrives, so `api` is left allocated rather than freed
+     * under it. Closing the publisher first avoids this. */
     if (api->in_flight > 0) {
         log_error("http: server freed with %zu requests waiting for Redis", api->in_flight);
         return;

@@ -1,7 +1,12 @@
 /* The Pusher HTTP API served by herald-relay (libevent evhttp).
  *
- * Implemented: POST /apps/{app_id}/events and POST /apps/{app_id}/batch_events.
- * A trigger gets 200 only after Redis acknowledged every PUBLISH it caused. All callbacks run on the event loop given to http_api_create. */
+ * Implemented: POST /apps/{app_id}/events and /batch_events, GET
+ * /apps/{app_id}/channels, /channels/{channel_name} and
+ * /channels/{channel_name}/users, POST
+ * /apps/{app_id}/users/{user_id}/terminate_connections, and GET /up, /ready
+ * and /metrics. A trigger gets 200 only after Redis acknowledged every
+ * PUBLISH it caused. All callbacks run on the event loop given to
+ * http_api_create. */
 #ifndef HERALD_RELAY_HTTP_API_H
 #define HERALD_RELAY_HTTP_API_H
 
@@ -24,7 +29,7 @@ struct http_api *http_api_create(struct event_base *base, const struct herald_co
 int http_api_listen(struct http_api *api, const char *host, int port, char *bound,
                     size_t bound_len, char *err, size_t err_len);
 
-/* Requests received whose response is not yet written, counting a trigger
+/* Requests received whose response is not yet written, counting those
  * waiting for Redis. */
 size_t http_api_in_flight(const struct http_api *api);
 

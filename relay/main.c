@@ -55,8 +55,9 @@ static void print_usage(FILE *out)
     fprintf(out,
             "Usage: herald-relay [--config FILE] [--port N] [--host ADDR]\n"
             "\n"
-            "Serves the Pusher HTTP API (POST /apps/{app_id}/events and\n"
-            "/apps/{app_id}/batch_events) and publishes the events into Redis.\n"
+            "Serves the Pusher HTTP API (triggers, channel queries and\n"
+            "terminate_connections under /apps/{app_id}/, and /up, /ready and\n"
+            "/metrics) and publishes the events into Redis.\n"
             "\n"
             "  --config FILE  JSON configuration file; HERALD_* environment\n"
             "                 variables override its settings\n"
@@ -146,7 +147,7 @@ static void relay_on_drained(void *arg)
     relay_stop(arg);
 }
 
-/* Gives up on the PUBLISH replies still awaited: closing the Redis
+/* Gives up on the Redis replies still awaited: closing the Redis
  * connection completes each of them, so their requests get a 503 and the
  * drain can finish. Called a second time, it stops waiting for responses
  * to be written and closes every connection. */

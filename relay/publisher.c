@@ -1,4 +1,5 @@
-/* The Redis connection that carries every PUBLISH of the relay.
+/* The Redis connection that carries every command of the relay: the
+ * PUBLISH of triggers and the reads of the channel endpoints.
  *
  * hiredis 0.14's async API has neither a connect timeout nor a reply
  * timeout, so a watchdog timer supplies both: a connection that is not
@@ -29,7 +30,7 @@
  * 30 s) still gets a 503 it can act on. */
 #define PUBLISHER_REPLY_TIMEOUT_MS 10000
 #define PUBLISHER_WATCHDOG_INTERVAL_MS 1000
-/* Redis error replies to PUBLISH are logged at most once per interval. */
+/* Redis error replies are logged at most once per interval. */
 #define PUBLISHER_ERROR_LOG_INTERVAL_MS 10000
 
 enum publisher_state {
@@ -58,17 +59,22 @@ struct publisher {
     uint64_t outage_started_ms;
     char last_setup_failure[256]; /* AUTH or SELECT error already logged */
 
-    size_t publishes_pending;
+    size_t replies_pending;
     uint64_t last_progress_ms; /* last reply, or when the queue became non-empty */
+    unsigned long long reconnects; /* completed reconnects after a lost connection */
 
     uint64_t error_log_ms;
     unsigned long errors_not_logged;
 };
 
-/* One PUBLISH waiting for its reply. */
-struct publish_call {
+/* One command waiting for its reply. A PUBLISH reports its outcome
+ * through `publish_done`, any other command hands its reply to
+ * `reply_done`; exactly one of them is set. */
+struct command_call {
     struct publisher *pub;
-    publish_done_fn *done;
+    char command[16]; /* command name for the log, cut to fit */
+    publish_done_fn *publish_done;
+    publisher_reply_fn *reply_done;
     void *arg;
 };
 
@@ -162,8 +168,10 @@ static void publisher_become_ready(struct publisher *pub)
     uint64_t now = monotonic_ms();
     unsigned long long outage_ms = (unsigned long long)(now - pub->outage_started_ms);
 
-    if (pub->ever_ready)
+    if (pub->ever_ready) {
         log_info("redis: reconnected after %llu ms", outage_ms);
+        pub->reconnects++;
+    }
     else if (pub->outage_logged)
         log_info("redis: connected to %s:%d after %llu ms", pub->redis->host,
                  pub->redis->port, outage_ms);
@@ -323,11 +331,11 @@ static void publisher_on_watchdog(evutil_socket_t fd, short what, void *arg)
         return;
     }
 
-    if (pub->state == PUBLISHER_READY && pub->publishes_pending > 0 &&
+    if (pub->state == PUBLISHER_READY && pub->replies_pending > 0 &&
         now - pub->last_progress_ms > PUBLISHER_REPLY_TIMEOUT_MS) {
         char reason[128];
-        snprintf(reason, sizeof reason, "no reply for %d ms with %zu PUBLISH waiting",
-                 PUBLISHER_REPLY_TIMEOUT_MS, pub->publishes_pending);
+        snprintf(reason, sizeof reason, "no reply for %d ms with %zu commands waiting",
+                 PUBLISHER_REPLY_TIMEOUT_MS, pub->replies_pending);
         publisher_drop(pub, reason);
     }
 }
@@ -365,7 +373,13 @@ bool publisher_ready(const struct publisher *pub)
     return pub->state == PUBLISHER_READY;
 }
 
-static void publisher_log_error_reply(struct publisher *pub, const char *message)
+unsigned long long publisher_reconnects(const struct publisher *pub)
+{
+    return pub->reconnects;
+}
+
+static void publisher_log_error_reply(struct publisher *pub, const char *command,
+                                      const char *message)
 {
     uint64_t now = monotonic_ms();
     if (pub->error_log_ms != 0 && now - pub->error_log_ms < PUBLISHER_ERROR_LOG_INTERVAL_MS) {
@@ -374,59 +388,90 @@ static void publisher_log_error_reply(struct publisher *pub, const char *message
     }
 
     if (pub->errors_not_logged > 0)
-        log_error("redis: PUBLISH failed: %s (%lu more failures since the last report)",
+        log_error("redis: %s failed: %s (%lu more failures since the last report)", command,
                   message, pub->errors_not_logged);
     else
-        log_error("redis: PUBLISH failed: %s", message);
+        log_error("redis: %s failed: %s", command, message);
     pub->error_log_ms = now;
     pub->errors_not_logged = 0;
 }
 
-static void publisher_on_publish_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
+static void publisher_on_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 {
     (void)ac;
-    struct publish_call *call = privdata;
+    struct command_call *call = privdata;
     struct publisher *pub = call->pub;
     redisReply *reply = reply_ptr;
 
-    pub->publishes_pending--;
+    pub->replies_pending--;
     pub->last_progress_ms = monotonic_ms();
 
-    enum publish_result result = PUBLISH_OK;
-    if (!reply) {
-        result = PUBLISH_LOST;
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        result = PUBLISH_FAILED;
-        publisher_log_error_reply(pub, reply->str);
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        publisher_log_error_reply(pub, call->command, reply->str);
+
+    if (call->reply_done) {
+        call->reply_done(call->arg, reply);
+    } else {
+        enum publish_result result = PUBLISH_OK;
+        if (!reply)
+            result = PUBLISH_LOST;
+        else if (reply->type == REDIS_REPLY_ERROR)
+            result = PUBLISH_FAILED;
+        call->publish_done(call->arg, result);
+    }
+    free(call);
+}
+
+/* Queues `argc` arguments as one command with `call` as its reply context. */
+static int publisher_send(struct publisher *pub, struct command_call *call, int argc,
+                          const char **argv, const size_t *argv_len)
+{
+    if (pub->state != PUBLISHER_READY) {
+        free(call);
+        return -1;
     }
 
-    call->done(call->arg, result);
-    free(call);
+    if (redisAsyncCommandArgv(pub->ctx, publisher_on_reply, call, argc, argv, argv_len) !=
+        REDIS_OK) {
+        free(call);
+        return -1;
+    }
+
+    if (pub->replies_pending++ == 0)
+        pub->last_progress_ms = monotonic_ms();
+    return 0;
 }
 
 int publisher_publish(struct publisher *pub, const char *topic, size_t topic_len,
                       const char *message, size_t message_len, publish_done_fn *done,
                       void *arg)
 {
-    if (pub->state != PUBLISHER_READY)
-        return -1;
-
-    struct publish_call *call = malloc(sizeof *call);
+    struct command_call *call = calloc(1, sizeof *call);
     if (!call)
         return -1;
     call->pub = pub;
-    call->done = done;
+    snprintf(call->command, sizeof call->command, "PUBLISH");
+    call->publish_done = done;
     call->arg = arg;
 
-    if (redisAsyncCommand(pub->ctx, publisher_on_publish_reply, call, "PUBLISH %b %b", topic,
-                          topic_len, message, message_len) != REDIS_OK) {
-        free(call);
-        return -1;
-    }
+    const char *argv[] = { "PUBLISH", topic, message };
+    const size_t argv_len[] = { 7, topic_len, message_len };
+    return publisher_send(pub, call, 3, argv, argv_len);
+}
 
-    if (pub->publishes_pending++ == 0)
-        pub->last_progress_ms = monotonic_ms();
-    return 0;
+int publisher_command(struct publisher *pub, int argc, const char **argv,
+                      const size_t *argv_len, publisher_reply_fn *done, void *arg)
+{
+    struct command_call *call = calloc(1, sizeof *call);
+    if (!call)
+        return -1;
+    call->pub = pub;
+    snprintf(call->command, sizeof call->command, "%.*s",
+             (int)(argv_len[0] < sizeof call->command ? argv_len[0] : sizeof call->command - 1),
+             argv[0]);
+    call->reply_done = done;
+    call->arg = arg;
+    return publisher_send(pub, call, argc, argv, argv_len);
 }
 
 void publisher_close(struct publisher *pub)

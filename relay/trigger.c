@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include "channel.h"
+#include "channel_info.h"
 #include "envelope.h"
 #include "frame.h"
 #include "keys.h"
@@ -95,7 +96,7 @@ static bool json_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static int trigger_parse_json(struct json_object **root, const char *body, size_t body_len,
+int trigger_parse_json_object(struct json_object **root, const char *body, size_t body_len,
                               char *err, size_t err_len)
 {
     *root = NULL;
@@ -274,17 +275,9 @@ static int trigger_parse_socket_id(struct trigger_event *event, struct json_obje
     return 0;
 }
 
-/* Checks one channel name; `where` names it in the message ("channel",
- * "channels[3]"). */
-static int trigger_check_channel(struct json_object *value, const char *where,
-                                 const struct app_config *app, char *err, size_t err_len)
+int trigger_check_channel_name(const char *name, size_t len, const char *where,
+                               const struct app_config *app, char *err, size_t err_len)
 {
-    if (!json_object_is_type(value, json_type_string))
-        return trigger_fail(err, err_len, 400, "Invalid %s: expected a string, got %s", where,
-                            json_type_label(value));
-
-    const char *name = json_object_get_string(value);
-    size_t len = (size_t)json_object_get_string_len(value);
     size_t max = limit_to_size(app->max_channel_name_length);
     char printable[TRIGGER_PRINTABLE_MAX + 4];
     trigger_printable(printable, sizeof printable, name, len);
@@ -308,6 +301,19 @@ static int trigger_check_channel(struct json_object *value, const char *where,
                             "#server-to-user-<user id>",
                             where, printable);
     return 0;
+}
+
+/* Checks one channel name of the body; `where` names it in the message. */
+static int trigger_check_channel(struct json_object *value, const char *where,
+                                 const struct app_config *app, char *err, size_t err_len)
+{
+    if (!json_object_is_type(value, json_type_string))
+        return trigger_fail(err, err_len, 400, "Invalid %s: expected a string, got %s", where,
+                            json_type_label(value));
+
+    return trigger_check_channel_name(json_object_get_string(value),
+                                      (size_t)json_object_get_string_len(value), where, app, err,
+                                      err_len);
 }
 
 static bool channel_listed(const char **channels, size_t count, const char *name)
@@ -387,6 +393,29 @@ static int trigger_parse_channels(struct trigger_event *event, struct json_objec
     return 0;
 }
 
+/* Reads the optional `info`: a comma-separated list of the attributes to
+ * respond with. A null info requests nothing, as if it were absent. */
+static int trigger_parse_info(struct trigger_event *event, struct json_object *object,
+                              char *err, size_t err_len)
+{
+    struct json_object *value;
+    event->info = 0;
+    if (!json_object_object_get_ex(object, "info", &value) || !value)
+        return 0;
+
+    if (!json_object_is_type(value, json_type_string))
+        return trigger_fail(err, err_len, 400,
+                            "Invalid info: expected a string such as \"user_count\", got %s",
+                            json_type_label(value));
+
+    const char *text = json_object_get_string(value);
+    if (strlen(text) != (size_t)json_object_get_string_len(value))
+        return trigger_fail(err, err_len, 400, "Invalid info: the value contains \\u0000");
+
+    return channel_info_parse(text, CHANNEL_INFO_USER_COUNT | CHANNEL_INFO_SUBSCRIPTION_COUNT,
+                              &event->info, err, err_len);
+}
+
 /* Validates one event object; on error event->channels may be allocated
  * and is freed with the list. */
 static int trigger_parse_one(struct trigger_event *event, struct json_object *object,
@@ -400,6 +429,8 @@ static int trigger_parse_one(struct trigger_event *event, struct json_object *ob
         status = trigger_parse_channels(event, object, app, batch_item, err, err_len);
     if (status == 0)
         status = trigger_parse_socket_id(event, object, err, err_len);
+    if (status == 0)
+        status = trigger_parse_info(event, object, err, err_len);
     return status;
 }
 
@@ -433,7 +464,7 @@ int trigger_parse_event(struct trigger_list *out, const struct app_config *app,
                         const char *body, size_t body_len, char *err, size_t err_len)
 {
     struct json_object *root;
-    int status = trigger_parse_json(&root, body, body_len, err, err_len);
+    int status = trigger_parse_json_object(&root, body, body_len, err, err_len);
     if (status)
         return status;
 
@@ -456,7 +487,7 @@ int trigger_parse_batch(struct trigger_list *out, const struct app_config *app,
                         const char *body, size_t body_len, char *err, size_t err_len)
 {
     struct json_object *root;
-    int status = trigger_parse_json(&root, body, body_len, err, err_len);
+    int status = trigger_parse_json_object(&root, body, body_len, err, err_len);
     if (status)
         return status;
 
@@ -513,13 +544,15 @@ int trigger_parse_batch(struct trigger_list *out, const struct app_config *app,
 }
 
 void trigger_render(const struct trigger_event *event, const char *channel, const char *prefix,
-                    const char *app_id, struct strbuf *topic, struct strbuf *envelope)
+                    const char *app_id, unsigned long long published_us, struct strbuf *topic,
+                    struct strbuf *envelope)
 {
     struct strbuf frame;
     strbuf_init(&frame);
     frame_render_event(&frame, event->name, channel, event->data, event->data_len, NULL);
 
-    envelope_encode(envelope, event->socket_id, 0, frame.data, frame.len);
+    envelope_encode_published(envelope, event->socket_id, 0, published_us, frame.data,
+                              frame.len);
     keys_channel_topic(topic, prefix, app_id, channel);
     strbuf_free(&frame);
 }

@@ -22,6 +22,7 @@ struct trigger_event {
     const char *socket_id; /* connection to exclude, or NULL */
     const char **channels; /* distinct and valid channel names */
     size_t channel_count;
+    unsigned info; /* CHANNEL_INFO_* attributes to respond with, 0 for none */
 };
 
 struct trigger_list {
@@ -47,9 +48,26 @@ int trigger_parse_batch(struct trigger_list *out, const struct app_config *app,
 void trigger_list_free(struct trigger_list *list);
 
 /* Appends the topic of `channel` to `topic` and the envelope carrying the
- * event's frame for that channel to `envelope`. */
+ * event's frame for that channel to `envelope`. `published_us` is the
+ * publish time in microseconds since the epoch; gateways measure the
+ * delivery latency from it. */
 void trigger_render(const struct trigger_event *event, const char *channel, const char *prefix,
-                    const char *app_id, struct strbuf *topic, struct strbuf *envelope);
+                    const char *app_id, unsigned long long published_us, struct strbuf *topic,
+                    struct strbuf *envelope);
+
+/* Checks a channel name given in a request: its length against the app's
+ * max_channel_name_length, its characters, and that it is not reserved
+ * (#server-to-user-<user id> is allowed). `where` names the value in the
+ * message ("channel", "channels[3]"). Returns 0, or 400 with the message
+ * in `err`. */
+int trigger_check_channel_name(const char *name, size_t len, const char *where,
+                               const struct app_config *app, char *err, size_t err_len);
+
+/* Parses `body` as one JSON object in valid UTF-8 into a new json-c object
+ * at *root. Returns 0, or the HTTP status (400, 413, 500) with a message in
+ * `err`. */
+int trigger_parse_json_object(struct json_object **root, const char *body, size_t body_len,
+                              char *err, size_t err_len);
 
 /* Copies `text` into `out` for use inside an error message: bytes outside
  * printable ASCII become '?', and text longer than 64 bytes is cut and

@@ -1,6 +1,8 @@
 // herald-relay on its own against a real redis-server: what reaches Redis
 // for each trigger, the error statuses, keep-alive, Redis outages, AUTH,
-// clients that hang up while Redis is slow, and the SIGTERM drain.
+// clients that hang up while Redis is slow, and the SIGTERM drain. The
+// channel endpoints and trigger `info` are checked against channel state
+// written into Redis by the test, in the layout the gateways use.
 //
 // Run: npm install && node --test relay-check.test.mjs (in tests/relay)
 // HERALD_RELAY_BINARY selects the binary (default build/relay/herald-relay).
@@ -8,7 +10,7 @@
 // never by the relay's own signature code.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -16,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 import Pusher from 'pusher';
 
@@ -26,6 +29,7 @@ const APP = { id: 'app-1', key: 'app-key', secret: 'app-secret' };
 const WAIT_MS = 15000;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const execFileAsync = promisify(execFile);
 
 async function waitFor(what, predicate, timeoutMs = WAIT_MS) {
   const deadline = Date.now() + timeoutMs;
@@ -233,9 +237,15 @@ function parseResp(buffer, start) {
 
 function decodeEnvelope(payload) {
   const newline = payload.indexOf('\n');
-  const [version, exclude, flags] = payload.slice(0, newline).split(' ');
+  const [version, exclude, flags, seq, publishedUs] = payload.slice(0, newline).split(' ');
   const frameText = payload.slice(newline + 1);
-  return { version, exclude, flags, frameText, frame: JSON.parse(frameText) };
+  return { version, exclude, flags, seq, publishedUs, frameText, frame: JSON.parse(frameText) };
+}
+
+/** Runs redis-cli against the server on `port` and returns its trimmed output. */
+async function redisCli(port, ...args) {
+  const { stdout } = await execFileAsync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args]);
+  return stdout.trim();
 }
 
 // ---------------------------------------------------------------------------
@@ -262,6 +272,31 @@ async function signedPost(port, apiPath, bodyText, { client = sdk(port), appId =
     headers: { 'content-type': 'application/json' },
   });
   return { status: response.status, body: await response.text(), type: response.headers.get('content-type') };
+}
+
+/**
+ * GETs /apps/<app id><apiPath> with `params`, signed by the SDK the way its
+ * get() signs, and returns the status, the body and the content type.
+ */
+async function signedGet(port, apiPath, params = {}, { client = sdk(port), appId = APP.id, method = 'GET' } = {}) {
+  const requestPath = `/apps/${appId}${apiPath}`;
+  const query = client.createSignedQueryString({ method, path: requestPath, params });
+  const response = await fetch(`http://127.0.0.1:${port}${requestPath}?${query}`, { method });
+  return { status: response.status, body: await response.text(), type: response.headers.get('content-type') };
+}
+
+/** Reads GET /metrics into { 'name{labels}': value }. */
+async function readMetrics(port) {
+  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+  assert.equal(response.status, 200);
+  const samples = {};
+  for (const line of (await response.text()).split('\n')) {
+    if (line && !line.startsWith('#')) {
+      const space = line.lastIndexOf(' ');
+      samples[line.slice(0, space)] = Number(line.slice(space + 1));
+    }
+  }
+  return samples;
 }
 
 /** Builds the raw bytes of a signed trigger request, for a plain socket. */
@@ -304,6 +339,7 @@ describe('herald-relay with a healthy Redis', () => {
 
   it('publishes one frame per channel', async () => {
     const mark = subscriber.messages.length;
+    const sentAfterUs = (Date.now() - 1) * 1000;
     const response = await sdk(relay.port).trigger(['news', 'presence-room.7', 'news'], 'App\\Events\\OrderShipped',
       { order_id: 7 }, { socket_id: '1234.5678' });
     assert.equal(response.status, 200);
@@ -314,10 +350,15 @@ describe('herald-relay with a healthy Redis', () => {
     await sleep(100);
     assert.equal(subscriber.since(mark).length, 2, 'a duplicated channel was delivered twice');
     assert.deepEqual(messages.map((m) => m.topic).sort(), [topicOf('news'), topicOf('presence-room.7')].sort());
+    const answeredBeforeUs = (Date.now() + 1) * 1000;
     for (const message of messages) {
       assert.equal(message.version, 'h1');
       assert.equal(message.exclude, '1234.5678');
       assert.equal(message.flags, '0');
+      assert.equal(message.seq, '0', 'an event carries sequence number 0');
+      const publishedUs = Number(message.publishedUs);
+      assert.ok(publishedUs >= sentAfterUs && publishedUs <= answeredBeforeUs,
+        `publish time ${message.publishedUs} µs is outside the request's ${sentAfterUs}..${answeredBeforeUs}`);
       assert.equal(message.frame.event, 'App\\Events\\OrderShipped');
       assert.equal(message.frame.data, '{"order_id":7}');
       assert.equal(message.frameText, JSON.stringify({ event: message.frame.event, channel: message.frame.channel, data: message.frame.data }));
@@ -392,7 +433,7 @@ describe('herald-relay with a healthy Redis', () => {
     const wrongMethod = await fetch(`http://127.0.0.1:${port}/apps/${APP.id}/events`);
     assert.equal(wrongMethod.status, 405);
     assert.equal(wrongMethod.headers.get('allow'), 'POST');
-    const unknownPath = await fetch(`http://127.0.0.1:${port}/apps/${APP.id}/channels`);
+    const unknownPath = await fetch(`http://127.0.0.1:${port}/apps/${APP.id}/unknown`);
     assert.equal(unknownPath.status, 404);
 
     await sleep(200);
@@ -436,6 +477,347 @@ describe('herald-relay with a healthy Redis', () => {
 
   it('keeps running afterwards', () => {
     assert.ok(relay.running());
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Channel state as the gateways write it (common/scripts.c): the app's set of
+// occupied channels, one subscription count per gateway node, and the
+// presence members.
+
+const SEEDED = {
+  news: { subs: { 'node-a': 2, 'node-b': 1 } },
+  'presence-room.7': { subs: { 'node-a': 2, 'node-b': 1 }, members: { 7: '{"name":"Ann"}', 8: '' } },
+  'private-orders.7': { subs: { 'node-b': 1 } },
+  'cache-ticker': { subs: { 'node-a': 1 } },
+  '#server-to-user-7': { subs: { 'node-a': 1 } },
+};
+
+async function seedChannels(port) {
+  for (const [channel, { subs, members }] of Object.entries(SEEDED)) {
+    await redisCli(port, 'SADD', `${PREFIX}channels:{${APP.id}}`, channel);
+    await redisCli(port, 'HSET', `${PREFIX}subs:{${APP.id}:${channel}}`, ...Object.entries(subs).flat().map(String));
+    if (members) {
+      await redisCli(port, 'HSET', `${PREFIX}members:{${APP.id}:${channel}}`, ...Object.entries(members).flat());
+    }
+  }
+  // Another app's channel, which app-1 must never list.
+  await redisCli(port, 'SADD', `${PREFIX}channels:{app-2}`, 'other-app');
+  await redisCli(port, 'HSET', `${PREFIX}subs:{app-2:other-app}`, 'node-a', '1');
+}
+
+describe('herald-relay channel queries on seeded Redis', () => {
+  let redisPort;
+  let redis;
+  let relay;
+  let subscriber;
+
+  before(async () => {
+    redisPort = await freePort();
+    redis = await startRedis(redisPort);
+    await seedChannels(redisPort);
+    relay = await startRelay(`redis://127.0.0.1:${redisPort}`, {
+      HERALD_APPS: JSON.stringify([
+        APP,
+        { id: 'app-off', key: 'off-key', secret: 'off-secret', enabled: false },
+      ]),
+    });
+    subscriber = await Subscriber.connect(redisPort);
+    await waitFor('the relay to connect to Redis', () => relay.log.includes('redis: connected'));
+  });
+
+  after(async () => {
+    subscriber?.close();
+    await relay?.stop();
+    await redis?.stop();
+  });
+
+  it('lists occupied channels', async () => {
+    const response = await sdk(relay.port).get({ path: '/channels' });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('content-type'), 'application/json');
+    assert.deepEqual(await response.json(), {
+      channels: { '#server-to-user-7': {}, 'cache-ticker': {}, news: {}, 'presence-room.7': {}, 'private-orders.7': {} },
+    });
+  });
+
+  it('lists presence user counts', async () => {
+    const response = await sdk(relay.port).get({ path: '/channels', params: { filter_by_prefix: 'presence-', info: 'user_count' } });
+    assert.deepEqual(await response.json(), { channels: { 'presence-room.7': { user_count: 2 } } });
+  });
+
+  it('lists subscription counts', async () => {
+    const response = await sdk(relay.port).get({ path: '/channels', params: { info: 'subscription_count' } });
+    assert.deepEqual(await response.json(), {
+      channels: {
+        '#server-to-user-7': { subscription_count: 1 },
+        'cache-ticker': { subscription_count: 1 },
+        news: { subscription_count: 3 },
+        'presence-room.7': {},
+        'private-orders.7': { subscription_count: 1 },
+      },
+    });
+    const filtered = await signedGet(relay.port, '/channels', { filter_by_prefix: 'private-', info: 'subscription_count' });
+    assert.equal(filtered.status, 200, filtered.body);
+    assert.deepEqual(JSON.parse(filtered.body), { channels: { 'private-orders.7': { subscription_count: 1 } } });
+    const none = await signedGet(relay.port, '/channels', { filter_by_prefix: 'nothing-' });
+    assert.deepEqual(JSON.parse(none.body), { channels: {} });
+  });
+
+  it('reports one channel', async () => {
+    const port = relay.port;
+    const cases = [
+      ['/channels/news', { info: 'subscription_count' }, { occupied: true, subscription_count: 3 }],
+      ['/channels/presence-room.7', { info: 'user_count' }, { occupied: true, user_count: 2 }],
+      ['/channels/presence-room.7', {}, { occupied: true }],
+      ['/channels/private-orders.7', { info: 'subscription_count' }, { occupied: true, subscription_count: 1 }],
+      ['/channels/cache-ticker', { info: 'cache,subscription_count' }, { occupied: true, subscription_count: 1 }],
+      ['/channels/%23server-to-user-7', {}, { occupied: true }],
+      ['/channels/presence-room%2E7', { info: 'user_count' }, { occupied: true, user_count: 2 }],
+      ['/channels/empty', { info: 'subscription_count' }, { occupied: false }],
+      ['/channels/presence-empty', { info: 'user_count' }, { occupied: false }],
+      ['/channels/other-app', {}, { occupied: false }],
+    ];
+    for (const [apiPath, params, expected] of cases) {
+      const response = await signedGet(port, apiPath, params);
+      assert.equal(response.status, 200, `${apiPath}: ${response.body}`);
+      assert.deepEqual(JSON.parse(response.body), expected, apiPath);
+    }
+  });
+
+  it('lists presence users', async () => {
+    const response = await sdk(relay.port).get({ path: '/channels/presence-room.7/users' });
+    assert.deepEqual(await response.json(), { users: [{ id: '7' }, { id: '8' }] });
+    const empty = await signedGet(relay.port, '/channels/presence-empty/users');
+    assert.equal(empty.status, 200, empty.body);
+    assert.deepEqual(JSON.parse(empty.body), { users: [] });
+  });
+
+  it('rejects invalid channel queries', async () => {
+    const port = relay.port;
+    const longName = `c${'x'.repeat(164)}`;
+    const cases = [
+      ['/channels', { info: 'user_count' }, 400, /user_count: .*filter_by_prefix must start with "presence-"/],
+      ['/channels', { filter_by_prefix: 'private-', info: 'user_count' }, 400, /filter_by_prefix/],
+      ['/channels', { info: 'cache' }, 400, /^Invalid info attribute "cache": expected user_count or subscription_count$/],
+      ['/channels', { info: 'members' }, 400, /Invalid info attribute "members"/],
+      ['/channels/news', { info: 'user_count' }, 400, /^Invalid info attribute user_count: "news" is not a presence channel/],
+      ['/channels/presence-room.7', { info: 'subscription_count' }, 400, /subscription_count: it is not available for presence channels/],
+      ['/channels/news', { info: 'cache' }, 400, /^Invalid info attribute cache: "news" is not a cache channel; cache channels are not supported by the HTTP API yet$/],
+      ['/channels/news/users', {}, 400, /^Invalid channel "news": users are only listed for presence channels$/],
+      ['/channels/private-orders.7/users', {}, 400, /only listed for presence channels/],
+      ['/channels/has%20space', {}, 400, /^Invalid channel "has space": a channel name uses only/],
+      ['/channels/has%20space/users', {}, 400, /^Invalid channel "has space"/],
+      ['/channels/nul%00byte', {}, 400, /^Invalid channel "nul\?byte"/],
+      [`/channels/${longName}`, {}, 400, /the channel name is 165 bytes, the maximum is 164/],
+      ['/channels/%23secret', {}, 400, /reserved/],
+      ['/channels', {}, 404, /^Unknown app id 42$/, { appId: '42' }],
+      ['/channels/news', {}, 404, /^Unknown app id 42$/, { appId: '42' }],
+      ['/channels/presence-room.7/users', {}, 404, /^Unknown app id 42$/, { appId: '42' }],
+      ['/channels', {}, 401, /^Invalid signature/, { client: sdk(port, { secret: 'wrong' }) }],
+      ['/channels/news', {}, 401, /^Invalid signature/, { client: sdk(port, { secret: 'wrong' }) }],
+      ['/channels/presence-room.7/users', {}, 401, /^Invalid signature/, { client: sdk(port, { secret: 'wrong' }) }],
+      ['/channels', {}, 401, /^Unknown auth_key "wrong-key"/, { client: sdk(port, { key: 'wrong-key' }) }],
+      ['/channels', {}, 403, /^App app-off is disabled$/, { appId: 'app-off', client: sdk(port, { appId: 'app-off', key: 'off-key', secret: 'off-secret' }) }],
+    ];
+
+    for (const [apiPath, params, status, pattern, options] of cases) {
+      const response = await signedGet(port, apiPath, params, options);
+      assert.equal(response.status, status, `${apiPath} ${JSON.stringify(params)}: ${response.body}`);
+      assert.match(response.body, pattern, `${apiPath} ${JSON.stringify(params)}`);
+      assert.match(response.type, /^text\/plain/, `${apiPath}: content type`);
+    }
+  });
+
+  it('rejects unsigned and stale GETs', async () => {
+    const port = relay.port;
+    const unsigned = await fetch(`http://127.0.0.1:${port}/apps/${APP.id}/channels`);
+    assert.equal(unsigned.status, 401);
+    assert.equal(await unsigned.text(), 'Missing required parameter: auth_key');
+
+    // Signed by the SDK's Token over a query built here, so the timestamp
+    // and version can be wrong on purpose.
+    const requestPath = `/apps/${APP.id}/channels/news`;
+    const token = new Pusher.Token(APP.key, APP.secret);
+    const signedQuery = (fields) => {
+      const query = Object.keys(fields).sort().map((key) => `${key}=${fields[key]}`).join('&');
+      return `${query}&auth_signature=${token.sign(['GET', requestPath, query].join('\n'))}`;
+    };
+    const now = Math.floor(Date.now() / 1000);
+
+    const stale = await fetch(`http://127.0.0.1:${port}${requestPath}?${signedQuery({ auth_key: APP.key, auth_timestamp: now - 3600, auth_version: '1.0' })}`);
+    assert.equal(stale.status, 401);
+    assert.match(await stale.text(), /outside the allowed window/);
+
+    const version = await fetch(`http://127.0.0.1:${port}${requestPath}?${signedQuery({ auth_key: APP.key, auth_timestamp: now, auth_version: '2.0' })}`);
+    assert.equal(version.status, 400);
+
+    // The signature covers the query, so changing `info` after signing fails.
+    const query = sdk(port).createSignedQueryString({ method: 'GET', path: requestPath, params: { info: 'subscription_count' } });
+    const tampered = await fetch(`http://127.0.0.1:${port}${requestPath}?${query.replace('info=subscription_count', 'info=user_count')}`);
+    assert.equal(tampered.status, 401);
+
+    // A request signed as POST does not pass as GET.
+    const postSigned = sdk(port).createSignedQueryString({ method: 'POST', path: requestPath, params: {} });
+    const wrongMethod = await fetch(`http://127.0.0.1:${port}${requestPath}?${postSigned}`);
+    assert.equal(wrongMethod.status, 401);
+  });
+
+  it('rejects wrong methods and paths', async () => {
+    const port = relay.port;
+    const cases = [
+      ['POST', `/apps/${APP.id}/channels`, 405, 'GET'],
+      ['DELETE', `/apps/${APP.id}/channels/news`, 405, 'GET'],
+      ['POST', `/apps/${APP.id}/channels/presence-room.7/users`, 405, 'GET'],
+      ['GET', `/apps/${APP.id}/users/7/terminate_connections`, 405, 'POST'],
+      ['POST', '/up', 405, 'GET, HEAD'],
+      ['GET', `/apps/${APP.id}/channels/news/members`, 404, null],
+      ['GET', `/apps/${APP.id}/channels/`, 404, null],
+      ['GET', `/apps/${APP.id}/users/7`, 404, null],
+      ['GET', '/apps/', 404, null],
+    ];
+    for (const [method, requestPath, status, allow] of cases) {
+      const response = await fetch(`http://127.0.0.1:${port}${requestPath}`, { method });
+      assert.equal(response.status, status, `${method} ${requestPath}: ${await response.text()}`);
+      assert.equal(response.headers.get('allow'), allow, `${method} ${requestPath}: Allow`);
+    }
+  });
+
+  it('returns trigger info counts', async () => {
+    const client = sdk(relay.port);
+    const response = await client.trigger(['news', 'presence-room.7', 'private-orders.7', 'empty'], 'tick', '1', {
+      info: 'user_count,subscription_count',
+    });
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), {
+      channels: {
+        news: { subscription_count: 3 },
+        'presence-room.7': { user_count: 2 },
+        'private-orders.7': { subscription_count: 1 },
+        empty: { subscription_count: 0 },
+      },
+    });
+
+    const onlyUsers = await client.trigger('news', 'tick', '1', { info: 'user_count' });
+    assert.deepEqual(await onlyUsers.json(), { channels: { news: {} } });
+
+    const withoutInfo = await client.trigger('news', 'tick', '1');
+    assert.equal(await withoutInfo.text(), '{}');
+  });
+
+  it('returns batch info by index', async () => {
+    const client = sdk(relay.port);
+    const response = await client.triggerBatch([
+      { channel: 'news', name: 'a', data: '1', info: 'subscription_count' },
+      { channel: 'presence-room.7', name: 'b', data: '2' },
+      { channel: 'presence-room.7', name: 'c', data: '3', info: 'user_count,subscription_count' },
+      { channel: 'presence-empty', name: 'd', data: '4', info: 'user_count' },
+    ]);
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), {
+      batch: [{ subscription_count: 3 }, {}, { user_count: 2 }, { user_count: 0 }],
+    });
+
+    const withoutInfo = await client.triggerBatch([{ channel: 'news', name: 'a', data: '1' }]);
+    assert.equal(await withoutInfo.text(), '{}');
+  });
+
+  it('rejects invalid trigger info', async () => {
+    const mark = subscriber.messages.length;
+    const cases = [
+      ['/events', { name: 'e', data: '1', channel: 'news', info: 'members' }, /^Invalid info attribute "members": expected user_count or subscription_count$/],
+      ['/events', { name: 'e', data: '1', channel: 'news', info: 5 }, /^Invalid info: expected a string/],
+      ['/batch_events', { batch: [{ name: 'e', data: '1', channel: 'news' }, { name: 'e', data: '1', channel: 'news', info: 'cache' }] }, /^batch\[1\]: Invalid info attribute "cache"/],
+    ];
+    for (const [apiPath, body, pattern] of cases) {
+      const response = await signedPost(relay.port, apiPath, JSON.stringify(body));
+      assert.equal(response.status, 400, response.body);
+      assert.match(response.body, pattern);
+    }
+    await sleep(200);
+    assert.deepEqual(subscriber.since(mark), [], 'a rejected trigger published something');
+  });
+
+  it('publishes terminate_connections', async () => {
+    const mark = subscriber.messages.length;
+    const response = await sdk(relay.port).terminateUserConnections('user@example.com');
+    assert.equal(response.status, 200);
+    assert.equal(await response.text(), '{}');
+
+    const [message] = await waitFor('the control message', () => subscriber.since(mark).length && subscriber.since(mark));
+    assert.equal(message.topic, `${PREFIX}ctl:{${APP.id}}`);
+    assert.equal(message.exclude, '-');
+    assert.equal(message.flags, '0');
+    assert.equal(message.frameText, '{"event":"herald:terminate_user","data":"user@example.com"}');
+
+    const encoded = await signedPost(relay.port, '/users/%C3%A9l%C3%A8ve%2F7/terminate_connections', '{}');
+    assert.equal(encoded.status, 200, encoded.body);
+    const [second] = await waitFor('the second control message', () => subscriber.since(mark + 1).length && subscriber.since(mark + 1));
+    assert.equal(second.frame.data, 'élève/7');
+  });
+
+  it('rejects invalid terminate_connections', async () => {
+    const mark = subscriber.messages.length;
+    const port = relay.port;
+    const cases = [
+      ['/users/a%0Ab/terminate_connections', '{}', 400, /^Invalid user_id "a\?b": expected 1 to 128 bytes of UTF-8 without control characters$/],
+      ['/users/%FF/terminate_connections', '{}', 400, /^Invalid user_id/],
+      ['/users/%C0%AF/terminate_connections', '{}', 400, /^Invalid user_id/],
+      [`/users/${'u'.repeat(129)}/terminate_connections`, '{}', 400, /^Invalid user_id/],
+      ['/users/7/terminate_connections', '[]', 400, /JSON object/],
+      ['/users/7/terminate_connections', '{', 400, /Invalid JSON/],
+      ['/users/7/terminate_connections', '', 400, /Request body is empty/],
+    ];
+    for (const [apiPath, body, status, pattern] of cases) {
+      const response = await signedPost(port, apiPath, body);
+      assert.equal(response.status, status, `${apiPath} ${body}: ${response.body}`);
+      assert.match(response.body, pattern, `${apiPath} ${body}`);
+    }
+
+    const wrongSecret = await signedPost(port, '/users/7/terminate_connections', '{}', { client: sdk(port, { secret: 'wrong' }) });
+    assert.equal(wrongSecret.status, 401);
+    const unknownApp = await signedPost(port, '/users/7/terminate_connections', '{}', { appId: '42' });
+    assert.equal(unknownApp.status, 404);
+
+    await sleep(200);
+    assert.deepEqual(subscriber.since(mark), [], 'a rejected termination published something');
+  });
+
+  it('serves up, ready and metrics', async () => {
+    const port = relay.port;
+    const up = await fetch(`http://127.0.0.1:${port}/up`);
+    assert.equal(up.status, 200);
+    assert.equal(await up.text(), 'OK\n');
+    const ready = await fetch(`http://127.0.0.1:${port}/ready`);
+    assert.equal(ready.status, 200);
+    assert.equal(await ready.text(), 'ready\n');
+    const head = await fetch(`http://127.0.0.1:${port}/ready`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.match(response.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+    const text = await response.text();
+    assert.match(text, /^# HELP herald_relay_http_requests_total /m);
+    assert.match(text, /^# TYPE herald_relay_http_request_duration_seconds histogram$/m);
+
+    const metrics = await readMetrics(port);
+    assert.ok(metrics['herald_relay_http_requests_total{endpoint="channels",status="2xx"}'] >= 3);
+    assert.ok(metrics['herald_relay_http_requests_total{endpoint="channel",status="4xx"}'] >= 5);
+    assert.ok(metrics['herald_relay_http_requests_total{endpoint="events",status="2xx"}'] >= 3);
+    assert.ok(metrics['herald_relay_http_requests_total{endpoint="terminate_connections",status="2xx"}'] >= 2);
+    assert.ok(metrics['herald_relay_http_requests_total{endpoint="unknown",status="4xx"}'] >= 1);
+    assert.equal(metrics['herald_relay_http_requests_total{endpoint="ready",status="2xx"}'], 2);
+    assert.equal(metrics['herald_relay_http_requests_in_flight'], 1, 'only the metrics request is in flight');
+    assert.ok(metrics['herald_relay_events_published_total'] >= 9, 'every acknowledged event frame is counted');
+    assert.equal(metrics['herald_relay_publish_failures_total{reason="lost"}'], 0);
+    assert.equal(metrics['herald_relay_redis_reconnects_total'], 0);
+    assert.equal(metrics['herald_relay_ready'], 1);
+    const requests = Object.entries(metrics)
+      .filter(([name]) => name.startsWith('herald_relay_http_requests_total'))
+      .reduce((sum, [, value]) => sum + value, 0);
+    assert.equal(metrics['herald_relay_http_request_duration_seconds_count'], requests,
+      'every counted request has a duration');
+    assert.equal(metrics['herald_relay_http_request_duration_seconds_bucket{le="+Inf"}'], requests);
   });
 });
 
@@ -499,15 +881,87 @@ describe('herald-relay during Redis outages', () => {
   it('returns 503 when Redis stalls', { timeout: 40000 }, async () => {
     redis.signal('SIGSTOP');
     let response;
+    let read;
     try {
       const started = Date.now();
-      response = await signedPost(relay.port, '/events', eventBody({ name: 'stalled' }));
+      [response, read] = await Promise.all([
+        signedPost(relay.port, '/events', eventBody({ name: 'stalled' })),
+        signedGet(relay.port, '/channels/news', { info: 'subscription_count' }),
+      ]);
       assert.ok(Date.now() - started >= 9000, 'answered before the reply timeout');
     } finally {
       redis.signal('SIGCONT');
     }
     assert.equal(response.status, 503, response.body);
+    assert.equal(read.status, 503, read.body);
+    assert.equal(read.body, 'Redis unavailable, try again');
     await waitFor('the relay to reconnect', async () => (await signedPost(relay.port, '/events', eventBody({ name: 'x' }))).status === 200);
+  });
+});
+
+describe('herald-relay reads during a Redis outage', () => {
+  let redisPort;
+  let redis;
+  let relay;
+
+  before(async () => {
+    redisPort = await freePort();
+    redis = await startRedis(redisPort);
+    relay = await startRelay(`redis://127.0.0.1:${redisPort}`);
+    await waitFor('the relay to connect to Redis', () => relay.log.includes('redis: connected'));
+  });
+
+  after(async () => {
+    await relay?.stop();
+    await redis?.stop();
+  });
+
+  it('returns 503 and reports not ready', async () => {
+    const port = relay.port;
+    await redis.stop();
+    await waitFor('the relay to notice', () => relay.log.includes('redis: connection lost'));
+
+    const reads = [
+      ['/channels', { filter_by_prefix: 'presence-', info: 'user_count' }],
+      ['/channels/news', { info: 'subscription_count' }],
+      ['/channels/presence-room.7/users', {}],
+    ];
+    for (const [apiPath, params] of reads) {
+      const response = await signedGet(port, apiPath, params);
+      assert.equal(response.status, 503, `${apiPath}: ${response.body}`);
+      assert.equal(response.body, 'Redis unavailable, try again');
+    }
+    // Request checks still come first.
+    const invalid = await signedGet(port, '/channels/news', { info: 'user_count' });
+    assert.equal(invalid.status, 400, invalid.body);
+
+    const trigger = await signedPost(port, '/events', eventBody({ info: 'subscription_count' }));
+    assert.equal(trigger.status, 503, trigger.body);
+    const terminate = await signedPost(port, '/users/7/terminate_connections', '{}');
+    assert.equal(terminate.status, 503, terminate.body);
+
+    const ready = await fetch(`http://127.0.0.1:${port}/ready`);
+    assert.equal(ready.status, 503);
+    assert.equal(await ready.text(), 'redis unavailable\n');
+    const up = await fetch(`http://127.0.0.1:${port}/up`);
+    assert.equal(up.status, 200, 'liveness does not depend on Redis');
+
+    let metrics = await readMetrics(port);
+    assert.equal(metrics['herald_relay_ready'], 0);
+    assert.equal(metrics['herald_relay_publish_failures_total{reason="unavailable"}'], 2);
+    assert.equal(metrics['herald_relay_http_requests_total{endpoint="channel",status="5xx"}'], 1);
+
+    redis = await startRedis(redisPort);
+    await waitFor('the relay to reconnect', () => relay.log.includes('redis: reconnected after'));
+    const readyAgain = await fetch(`http://127.0.0.1:${port}/ready`);
+    assert.equal(readyAgain.status, 200);
+    const list = await signedGet(port, '/channels');
+    assert.equal(list.status, 200, list.body);
+    assert.deepEqual(JSON.parse(list.body), { channels: {} }, 'the restarted Redis is empty');
+
+    metrics = await readMetrics(port);
+    assert.equal(metrics['herald_relay_redis_reconnects_total'], 1);
+    assert.equal(metrics['herald_relay_ready'], 1);
   });
 });
 
@@ -559,11 +1013,30 @@ describe('herald-relay shutdown', () => {
     const relay = await startRelay(`redis://127.0.0.1:${redisPort}`);
     try {
       await waitFor('the relay to connect to Redis', () => relay.log.includes('redis: connected'));
+
+      // A keep-alive connection opened before the signal can still ask
+      // /ready while the relay drains.
+      const probe = net.connect(relay.port, '127.0.0.1');
+      let probeText = '';
+      probe.on('data', (chunk) => {
+        probeText += chunk.toString();
+      });
+      await new Promise((resolve) => probe.once('connect', resolve));
+      probe.write('GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      await waitFor('the first /ready', () => probeText.includes('ready\n'));
+
       redis.signal('SIGSTOP');
       const pending = signedPost(relay.port, '/events', eventBody({ name: 'in-flight' }));
       await sleep(300); // the request reaches the relay and waits for Redis
       relay.signal('SIGTERM');
       await waitFor('the relay to stop accepting', async () => !(await portOpen(relay.port)));
+
+      probeText = '';
+      probe.write('GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      await waitFor('/ready while draining', () => probeText.includes('draining\n'));
+      assert.match(probeText, /^HTTP\/1\.1 503 /);
+      assert.match(probeText, /Connection: close/i);
+      probe.destroy();
       redis.signal('SIGCONT');
 
       const response = await pending;

@@ -9,6 +9,7 @@
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
 
+#include "channel_info.h"
 #include "config.h"
 #include "strbuf.h"
 #include "trigger.h"
@@ -211,6 +212,67 @@ static void test_event_invalid_fields(void)
     }
 }
 
+static void test_event_info(void)
+{
+    static const struct {
+        const char *info; /* JSON value of the info field, NULL to leave it out */
+        unsigned expected;
+    } cases[] = {
+        { NULL, 0 },
+        { "null", 0 },
+        { "\"\"", 0 },
+        { "\"user_count\"", CHANNEL_INFO_USER_COUNT },
+        { "\"subscription_count\"", CHANNEL_INFO_SUBSCRIPTION_COUNT },
+        { "\"user_count,subscription_count\"",
+          CHANNEL_INFO_USER_COUNT | CHANNEL_INFO_SUBSCRIPTION_COUNT },
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[256];
+        char message[MESSAGE_MAX];
+        struct trigger_list list;
+        if (cases[i].info)
+            snprintf(body, sizeof body,
+                     "{\"name\":\"e\",\"data\":\"d\",\"channel\":\"c\",\"info\":%s}",
+                     cases[i].info);
+        else
+            snprintf(body, sizeof body, "{\"name\":\"e\",\"data\":\"d\",\"channel\":\"c\"}");
+
+        int status = parse_event(body, message, &list);
+        check_status(status, 0, body, message);
+        if (status == 0) {
+            CU_ASSERT_EQUAL(list.events[0].info, cases[i].expected);
+            trigger_list_free(&list);
+        }
+    }
+}
+
+static void test_event_invalid_info(void)
+{
+    static const struct {
+        const char *body;
+        const char *message;
+    } cases[] = {
+        { "{\"name\":\"e\",\"data\":\"d\",\"channel\":\"c\",\"info\":7}",
+          "Invalid info: expected a string such as \"user_count\", got a number" },
+        { "{\"name\":\"e\",\"data\":\"d\",\"channel\":\"c\",\"info\":[\"user_count\"]}",
+          "Invalid info: expected a string such as \"user_count\", got an array" },
+        { "{\"name\":\"e\",\"data\":\"d\",\"channel\":\"c\",\"info\":\"members\"}",
+          "Invalid info attribute \"members\": expected user_count or subscription_count" },
+        { "{\"name\":\"e\",\"data\":\"d\",\"channel\":\"c\",\"info\":\"cache\"}",
+          "Invalid info attribute \"cache\": expected user_count or subscription_count" },
+        { "{\"name\":\"e\",\"data\":\"d\",\"channel\":\"c\",\"info\":\"a\\u0000b\"}",
+          "Invalid info: the value contains \\u0000" },
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char message[MESSAGE_MAX];
+        int status = parse_event(cases[i].body, message, NULL);
+        check_status(status, 400, cases[i].body, message);
+        check_message(message, cases[i].message);
+    }
+}
+
 static void test_event_server_to_user_channel(void)
 {
     char message[MESSAGE_MAX];
@@ -304,6 +366,27 @@ static void test_batch_items(void)
     trigger_list_free(&list);
 }
 
+static void test_batch_item_info(void)
+{
+    char message[MESSAGE_MAX];
+    struct trigger_list list;
+    int status = parse_batch("{\"batch\":[{\"name\":\"a\",\"data\":\"1\",\"channel\":\"x\"},"
+                             "{\"name\":\"b\",\"data\":\"2\",\"channel\":\"presence-y\","
+                             "\"info\":\"user_count\"}]}",
+                             message, &list);
+    CU_ASSERT_EQUAL_FATAL(status, 0);
+    CU_ASSERT_EQUAL(list.events[0].info, 0);
+    CU_ASSERT_EQUAL(list.events[1].info, CHANNEL_INFO_USER_COUNT);
+    trigger_list_free(&list);
+
+    status = parse_batch("{\"batch\":[{\"name\":\"a\",\"data\":\"1\",\"channel\":\"x\","
+                         "\"info\":\"users\"}]}",
+                         message, NULL);
+    check_status(status, 400, "batch with info users", message);
+    check_message(message, "batch[0]: Invalid info attribute \"users\": expected user_count or "
+                           "subscription_count");
+}
+
 static void test_batch_empty(void)
 {
     char message[MESSAGE_MAX];
@@ -362,18 +445,19 @@ static void test_render_envelope_and_topic(void)
     strbuf_init(&topic);
     strbuf_init(&envelope);
 
-    trigger_render(&list.events[0], "p-1", "herald:", "app-1", &topic, &envelope);
+    trigger_render(&list.events[0], "p-1", "herald:", "app-1", 1700000000123456ULL, &topic,
+                   &envelope);
     CU_ASSERT_STRING_EQUAL(topic.data, "herald:ch:{app-1:p-1}");
     CU_ASSERT_STRING_EQUAL(envelope.data,
-                           "h1 3.4 0\n{\"event\":\"App\\\\Ev\",\"channel\":\"p-1\",\"data\":"
+                           "h1 3.4 0 0 1700000000123456\n{\"event\":\"App\\\\Ev\",\"channel\":\"p-1\",\"data\":"
                            "\"{\\\"a\\\":\\\"x\\\\\\\"y\\\"}\"}");
 
     strbuf_reset(&topic);
     strbuf_reset(&envelope);
     list.events[0].socket_id = NULL;
-    trigger_render(&list.events[0], "#server-to-user-7", "p:", "9", &topic, &envelope);
+    trigger_render(&list.events[0], "#server-to-user-7", "p:", "9", 1, &topic, &envelope);
     CU_ASSERT_STRING_EQUAL(topic.data, "p:ch:{9:#server-to-user-7}");
-    CU_ASSERT_PTR_NOT_NULL(strstr(envelope.data, "h1 - 0\n{\"event\":"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(envelope.data, "h1 - 0 0 1\n{\"event\":"));
 
     strbuf_free(&topic);
     strbuf_free(&envelope);
@@ -411,6 +495,9 @@ int main(void)
         { "event server-to-user channel", test_event_server_to_user_channel },
         { "event socket_ids", test_event_socket_ids },
         { "event invalid JSON", test_event_invalid_json },
+        { "event info", test_event_info },
+        { "event invalid info", test_event_invalid_info },
+        { "batch item info", test_batch_item_info },
         { "batch items", test_batch_items },
         { "batch empty", test_batch_empty },
         { "batch invalid", test_batch_invalid },
