@@ -40,20 +40,33 @@ function quantityCell(page, sku) {
   return page.locator(`tr[data-sku="${sku}"] [data-testid="quantity"]`);
 }
 
-/** Opens a new browser context and page, recording the page's console output and errors. */
+/**
+ * Opens a new browser context and page, recording the page's console
+ * output, its errors and the WebSocket frames it sends and receives.
+ */
 async function openPage(label) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
   const page = await context.newPage();
+  page.label = label;
   page.consoleLines = [];
   page.pageErrors = [];
+  page.frameLines = [];
   page.on('console', (message) => page.consoleLines.push(`[${message.type()}] ${message.text()}`));
   page.on('pageerror', (error) => page.pageErrors.push(error.stack ?? String(error)));
-  page.label = label;
+  page.on('websocket', (socket) => {
+    const record = (direction) => (frame) => page.frameLines.push(`${new Date().toISOString()} ${direction} ${frame.payload}`);
+    page.frameLines.push(`${new Date().toISOString()} open ${socket.url()}`);
+    socket.on('framesent', record('>'));
+    socket.on('framereceived', record('<'));
+    socket.on('close', () => page.frameLines.push(`${new Date().toISOString()} close`));
+  });
   return { context, page };
 }
 
-function saveConsole(page) {
+/** Writes `page`'s console output and WebSocket frames to the run's artifacts folder. */
+function savePageRecords(page) {
   fs.writeFileSync(path.join(runDir, `console-${page.label}.txt`), `${page.consoleLines.join('\n')}\n`);
+  fs.writeFileSync(path.join(runDir, `frames-${page.label}.txt`), `${page.frameLines.join('\n')}\n`);
 }
 
 /** Signs in through the form and waits until the warehouse's stock is loaded. */
@@ -269,10 +282,59 @@ describe('inventory dashboard', () => {
       assert.deepEqual(consoleErrors(a.page), [], "console errors in A's page");
       assert.deepEqual(consoleErrors(b.page), [], "console errors in B's page");
     } finally {
-      saveConsole(a.page);
-      saveConsole(b.page);
+      savePageRecords(a.page);
+      savePageRecords(b.page);
       await a.context.close();
       await b.context.close();
+    }
+  });
+
+  it('leaves a warehouse on switch and sign-out', async () => {
+    const a = await openPage('switch-ava');
+    const c = await openPage('switch-chen');
+    try {
+      await signIn(a.page, AVA);
+      await signIn(c.page, CHEN);
+
+      // Chen Li may open Leeds only, so the picker offers nothing else.
+      const chenWarehouses = await c.page.getByLabel('Warehouse').locator('option').allTextContents();
+      assert.deepEqual(chenWarehouses, ['Leeds']);
+      assert.match(c.page.url(), /[?&]warehouse=2\b/);
+
+      // Ava opens Leeds too and Chen sees her join.
+      await a.page.getByLabel('Warehouse').selectOption({ label: 'Leeds' });
+      await a.page.locator('[data-testid="warehouse"][data-status="ready"]').waitFor({ timeout: DOM_TIMEOUT_MS });
+      await viewer(c.page, AVA).waitFor({ timeout: DOM_TIMEOUT_MS });
+      await viewer(a.page, CHEN).waitFor({ timeout: DOM_TIMEOUT_MS });
+      assert.equal(await a.page.locator('tr[data-sku="WRAP-500"]').count(), 1, "Ava's table does not show the Leeds stock");
+
+      // Back to Rotterdam: Echo.leave unsubscribes, and Chen sees Ava leave.
+      await a.page.getByLabel('Warehouse').selectOption({ label: 'Rotterdam' });
+      await viewer(c.page, AVA).waitFor({ state: 'detached', timeout: DOM_TIMEOUT_MS });
+      await a.page.locator('tr[data-sku="BOX-S-30"]').waitFor({ timeout: DOM_TIMEOUT_MS });
+
+      // A reload keeps the session and the open warehouse.
+      await c.page.reload();
+      await c.page.locator('[data-testid="warehouse"][data-status="ready"]').waitFor({ timeout: DOM_TIMEOUT_MS });
+      await c.page.getByTestId('signed-in-user').filter({ hasText: CHEN.name }).waitFor({ timeout: DOM_TIMEOUT_MS });
+      await viewer(c.page, CHEN).waitFor({ timeout: DOM_TIMEOUT_MS });
+
+      // Signing out closes Echo's connection and shows the sign-in form again.
+      await a.page.getByLabel('Warehouse').selectOption({ label: 'Leeds' });
+      await viewer(c.page, AVA).waitFor({ timeout: DOM_TIMEOUT_MS });
+      await a.page.getByRole('button', { name: 'Sign out' }).click();
+      await a.page.getByRole('button', { name: 'Sign in' }).waitFor({ timeout: DOM_TIMEOUT_MS });
+      await viewer(c.page, AVA).waitFor({ state: 'detached', timeout: DOM_TIMEOUT_MS });
+      const session = await a.page.evaluate(async () => (await fetch('/api/session')).json());
+      assert.equal(session.user, null);
+
+      assert.deepEqual(a.page.pageErrors, [], "errors thrown in Ava's page");
+      assert.deepEqual(c.page.pageErrors, [], "errors thrown in Chen's page");
+    } finally {
+      savePageRecords(a.page);
+      savePageRecords(c.page);
+      await a.context.close();
+      await c.context.close();
     }
   });
 });
