@@ -14,7 +14,7 @@
     "  redis.call('PUBLISH', p .. 'ch:' .. t,\n"                                         \
     "    'h1 ' .. exclude .. ' 2 ' .. seq .. '\\n' .. frame)\n"                          \
     "end\n"                                                                              \
-    "local function join(p, app, ch, sid, uid, info, node, maxm, silent)\n"              \
+    "local function join(p, app, ch, sid, uid, info, node, maxm)\n"                      \
     "  local t = tag(app, ch)\n"                                                         \
     "  local members, conns, sockets = p .. 'members:' .. t, p .. 'member-conns:' .. t,\n" \
     "    p .. 'sockets:' .. t\n"                                                         \
@@ -23,14 +23,12 @@
     "    if maxm > 0 and redis.call('HLEN', members) >= maxm then return false end\n"    \
     "    redis.call('HSET', members, uid, info)\n"                                       \
     "    redis.call('PERSIST', p .. 'seq:' .. t)\n"                                      \
-    "    if not silent then\n"                                                           \
-    "      local data = '{\"user_id\":' .. cjson.encode(uid)\n"                          \
-    "      if info ~= '' then data = data .. ',\"user_info\":' .. info end\n"            \
-    "      data = data .. '}'\n"                                                         \
-    "      publish_member_event(p, app, ch, sid,\n"                                      \
-    "        '{\"event\":\"pusher_internal:member_added\",\"channel\":' ..\n"            \
-    "        cjson.encode(ch) .. ',\"data\":' .. cjson.encode(data) .. '}')\n"           \
-    "    end\n"                                                                          \
+    "    local data = '{\"user_id\":' .. cjson.encode(uid)\n"                            \
+    "    if info ~= '' then data = data .. ',\"user_info\":' .. info end\n"              \
+    "    data = data .. '}'\n"                                                           \
+    "    publish_member_event(p, app, ch, sid,\n"                                        \
+    "      '{\"event\":\"pusher_internal:member_added\",\"channel\":' ..\n"              \
+    "      cjson.encode(ch) .. ',\"data\":' .. cjson.encode(data) .. '}')\n"             \
     "  end\n"                                                                            \
     "  redis.call('HINCRBY', conns, uid, 1)\n"                                           \
     "  redis.call('HSET', sockets, sid, uid)\n"                                          \
@@ -89,7 +87,7 @@
 const char scripts_presence_join[] =
     LUA_PRELUDE
     "local p, app, ch, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
-    "if not join(p, app, ch, sid, ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), false) then\n"
+    "if not join(p, app, ch, sid, ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])) then\n"
     "  return {'full'}\n"
     "end\n"
     "local t = tag(app, ch)\n"
@@ -148,7 +146,7 @@ const char scripts_node_sync[] =
     "  end\n"
     "end\n"
     "for _, e in ipairs(entries) do\n"
-    "  if e[1] == 'p' then join(p, e[2], e[3], e[4], e[5], e[6], node, 0, true)\n"
+    "  if e[1] == 'p' then join(p, e[2], e[3], e[4], e[5], e[6], node, 0)\n"
     "  else set_count(p, e[2], e[3], node, tonumber(e[4])) end\n"
     "end\n"
     "return #entries\n";

@@ -40,8 +40,9 @@ extern const char scripts_channel_count[];
  *   "c", app, channel, count                            (subscription count)
  * Refreshes the node's heartbeat and makes the node's recorded state equal
  * the entries: members it no longer has leave (with member_removed), and
- * members Redis lost are added again without member_added, because every
- * client already listed them. */
+ * members Redis lost are added again with member_added. Clients whose
+ * member snapshot already lists them drop that event by its sequence
+ * number; clients that took their snapshot before the re-add need it. */
 extern const char scripts_node_sync[];
 
 /* ARGV: prefix, node_id of the caller

@@ -186,6 +186,26 @@ static const char *string_member(json_object *obj, const char *key)
 
 /* ---- pusher:subscribe ------------------------------------------------- */
 
+/* Returns true when `text` contains "<key>" : <digits> with exactly these
+ * digits, not followed by another digit. */
+static bool number_text_present(const char *text, const char *key, const char *digits)
+{
+    char quoted[32];
+    snprintf(quoted, sizeof quoted, "\"%s\"", key);
+    size_t digits_len = strlen(digits);
+    for (const char *p = strstr(text, quoted); p; p = strstr(p + 1, quoted)) {
+        const char *q = p + strlen(quoted);
+        q += strspn(q, " \t\r\n");
+        if (*q != ':')
+            continue;
+        q++;
+        q += strspn(q, " \t\r\n");
+        if (strncmp(q, digits, digits_len) == 0 && (q[digits_len] < '0' || q[digits_len] > '9'))
+            return true;
+    }
+    return false;
+}
+
 /* Parses presence channel_data: an object with user_id (string, or integer
  * taken in its decimal form) and optional user_info (any JSON value).
  * Answers a subscription error and returns NULL when it is unusable. */
@@ -215,8 +235,19 @@ static struct presence_member *parse_channel_data(struct connection *conn, const
         if (valid)
             memcpy(id, text, len + 1);
     } else if (valid && json_object_is_type(user_id, json_type_int)) {
-        /* A number and its decimal string are the same user. */
-        snprintf(id, sizeof id, "%" PRId64, json_object_get_int64(user_id));
+        /* A number and its decimal string are the same user. json-c keeps
+         * integers above INT64_MAX as unsigned and reports them as
+         * INT64_MAX through the signed getter, so read those unsigned;
+         * integers beyond 64 bits arrive as doubles and are rejected. */
+        int64_t number = json_object_get_int64(user_id);
+        if (number == INT64_MAX) {
+            snprintf(id, sizeof id, "%" PRIu64, json_object_get_uint64(user_id));
+            /* json-c clamps an integer beyond 64 bits to UINT64_MAX; only
+             * digits that really appear in channel_data are accepted. */
+            valid = number_text_present(channel_data, "user_id", id);
+        } else {
+            snprintf(id, sizeof id, "%" PRId64, number);
+        }
     } else {
         valid = false;
     }

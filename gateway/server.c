@@ -26,6 +26,18 @@ static bool stop_started;
 
 /* ---- sending ---------------------------------------------------------- */
 
+/* Writes one frame and counts it. Returns 0, or -1 when the socket failed. */
+static int write_frame(struct connection *conn, struct message *m)
+{
+    if (lws_write(conn->wsi, message_payload(m), m->len, LWS_WRITE_TEXT) < (int)m->len)
+        return -1;
+    stats.messages_sent++;
+    stats.bytes_sent += m->len;
+    if (m->published_us)
+        stats_observe_delivery(m->published_us);
+    return 0;
+}
+
 void connection_send(struct connection *conn, struct message *m)
 {
     if (conn->closing || !conn->wsi)
@@ -43,6 +55,19 @@ void connection_send(struct connection *conn, struct message *m)
                      (unsigned long long)stats.slow_consumers_closed);
         message_queue_clear(&conn->outbound);
         connection_close(conn, 4100, "Over capacity: the client did not read its messages in time");
+        return;
+    }
+
+    /* Fast path: with nothing queued here or inside libwebsockets, write
+     * at once. That costs one send() instead of arming POLLOUT, waiting
+     * for the writable callback and disarming it again. libwebsockets
+     * keeps whatever the kernel does not take and flushes it before the
+     * next writable callback, so frames stay in order. */
+    if (conn->outbound.count == 0 && !conn->send_protocol_ping && !lws_partial_buffered(conn->wsi)) {
+        if (write_frame(conn, m) == 0)
+            return;
+        /* The socket failed; the writable callback reports it to lws. */
+        lws_callback_on_writable(conn->wsi);
         return;
     }
 
@@ -122,7 +147,7 @@ static int write_queued(struct connection *conn)
         conn->send_protocol_ping = false;
         if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
             return -1;
-        if (lws_send_pipe_choked(wsi)) {
+        if (lws_partial_buffered(wsi)) {
             lws_callback_on_writable(wsi);
             return 0;
         }
@@ -134,14 +159,10 @@ static int write_queued(struct connection *conn)
             break;
         /* lws keeps any part the kernel did not take and sends it before
          * the next frame, so a short write is never seen here. */
-        if (lws_write(wsi, message_payload(m), m->len, LWS_WRITE_TEXT) < (int)m->len)
+        if (write_frame(conn, m) != 0)
             return -1;
-        stats.messages_sent++;
-        stats.bytes_sent += m->len;
-        if (m->published_us)
-            stats_observe_delivery(m->published_us);
         message_queue_pop(&conn->outbound);
-        if (conn->outbound.count && lws_send_pipe_choked(wsi))
+        if (lws_partial_buffered(wsi))
             break;
     }
 
