@@ -138,8 +138,8 @@ async function eventsReceived(page) {
   return Number(await page.locator('[data-testid="warehouse"]').getAttribute('data-events-received'));
 }
 
-// Checks a Pusher channel signature with node:crypto, independently of the
-// `pusher` SDK that the backend signs with.
+// Computes the expected `auth` value of a channel authorization with
+// node:crypto, independently of the `pusher` SDK that the backend signs with.
 function expectedAuth(socketId, channel, channelData) {
   const parts = channelData === undefined ? [socketId, channel] : [socketId, channel, channelData];
   const signature = crypto.createHmac('sha256', cluster.app.secret).update(parts.join(':')).digest('hex');
@@ -231,7 +231,7 @@ describe('inventory dashboard', () => {
         window.sameDocument = true;
       });
 
-      // A changes a stock level; B's page must show it within the limit.
+      // A changes a stock level, and B's page must show it within the limit.
       const sku = 'BOX-L-60';
       const quantityFromA = 417;
       assert.notEqual(await quantityCell(b.page, sku).textContent(), String(quantityFromA));
