@@ -33,6 +33,9 @@ if [[ -f tests/unit/package.json ]]; then
 fi
 build/tests/unit/herald-unit-tests "${unit_args[@]}"
 
+step "Running the CUnit suites through ctest (common/ and the relay)"
+ctest --test-dir build --output-on-failure
+
 step "Running the integration tests against build-asan/"
 artifacts="$repo/tests/integration/artifacts"
 rm -rf "$artifacts"
@@ -44,6 +47,20 @@ integration_status=0
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     npm test
 ) || integration_status=$?
+
+step "Running the relay checks (tests/relay) against build-asan/"
+relay_status=0
+(
+  cd tests/relay
+  if [[ -f package-lock.json ]]; then
+    npm ci --no-audit --no-fund
+  fi
+  HERALD_RELAY_BINARY="$repo/build-asan/relay/herald-relay" \
+    RELAY_CHECK_LOG_DIR="$artifacts/relay-check" \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    npm test
+) || relay_status=$?
 
 step "Scanning server logs for sanitizer reports"
 pattern='ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:'
@@ -61,6 +78,10 @@ echo "No sanitizer reports in $artifacts"
 if ((integration_status != 0)); then
   echo "Integration tests failed (exit status $integration_status); server logs are in $artifacts" >&2
   exit "$integration_status"
+fi
+if ((relay_status != 0)); then
+  echo "Relay checks failed (exit status $relay_status); server logs are in $artifacts/relay-check" >&2
+  exit "$relay_status"
 fi
 tests/deploy/run.sh
 
