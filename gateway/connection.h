@@ -85,7 +85,7 @@ struct connection {
     bool counted;     /* included in gateway.app_connections */
     bool closing;     /* close after the queue drains */
     uint16_t close_code;
-    char close_reason[96];
+    char *close_reason; /* allocated when closing starts; most connections never need one */
 };
 
 /* Queues `m` for this connection and asks for a writable callback. A client

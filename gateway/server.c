@@ -99,7 +99,15 @@ void connection_close(struct connection *conn, int code, const char *reason)
         return;
     conn->closing = true;
     conn->close_code = (uint16_t)code;
-    snprintf(conn->close_reason, sizeof conn->close_reason, "%s", reason);
+    /* RFC 6455 caps a close frame's reason at 123 bytes. */
+    size_t reason_len = strlen(reason);
+    if (reason_len > 123)
+        reason_len = 123;
+    conn->close_reason = malloc(reason_len + 1);
+    if (conn->close_reason) {
+        memcpy(conn->close_reason, reason, reason_len);
+        conn->close_reason[reason_len] = '\0';
+    }
     liveness_untrack(conn);
     users_untrack(conn);
     lws_set_timeout(conn->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_SECONDS);
@@ -122,16 +130,14 @@ void connection_close_with_error(struct connection *conn, int code, const char *
  * -1 so libwebsockets drops the connection. */
 static int write_close_frame(struct connection *conn)
 {
-    unsigned char frame[LWS_PRE + 2 + sizeof conn->close_reason];
-    size_t reason_len = strlen(conn->close_reason);
-    /* RFC 6455 caps a control frame payload at 125 bytes. */
-    if (reason_len > 123)
-        reason_len = 123;
+    unsigned char frame[LWS_PRE + 2 + 123];
+    const char *reason = conn->close_reason ? conn->close_reason : "";
+    size_t reason_len = strlen(reason);
 
     unsigned char *payload = frame + LWS_PRE;
     payload[0] = (unsigned char)(conn->close_code >> 8);
     payload[1] = (unsigned char)(conn->close_code & 0xff);
-    memcpy(payload + 2, conn->close_reason, reason_len);
+    memcpy(payload + 2, reason, reason_len);
     lws_write(conn->wsi, payload, 2 + reason_len, LWS_WRITE_CLOSE_FRAME);
     return -1;
 }
@@ -283,7 +289,8 @@ static void handle_closed(struct connection *conn)
     conn->rx_buffer = NULL;
     free(conn->user_id);
     free(conn->user_info);
-    conn->user_id = conn->user_info = NULL;
+    free(conn->close_reason);
+    conn->user_id = conn->user_info = conn->close_reason = NULL;
     if (conn->counted)
         gateway.app_connections[gateway_app_index(conn->app)]--;
     gateway.connection_count--;
@@ -386,7 +393,11 @@ static const struct lws_protocols protocols[] = {
         .name = "pusher",
         .callback = callback_pusher,
         .per_session_data_size = sizeof(struct connection),
-        .rx_buffer_size = 4096,
+        /* libwebsockets allocates this per connection. Client frames are
+         * small; larger messages arrive in pieces and are assembled in
+         * handle_receive, so a small buffer saves memory on every idle
+         * connection. */
+        .rx_buffer_size = 128,
     },
     { .name = NULL, .callback = NULL },
 };
