@@ -314,7 +314,8 @@ static bool http_api_route(struct http_exchange *exchange, char **app_id)
         cursor += len + 1;
     }
 
-#define SEGMENT_IS(i, text) (lengths[i] == sizeof(text) - 1 && memcmp(segments[i], text, lengths[i]) == 0)
+#define SEGMENT_IS(i, text) \
+    (lengths[i] == sizeof(text) - 1 && memcmp(segments[i], text, lengths[i]) == 0)
     const char *variable = NULL; /* the {channel_name} or {user_id} segment */
     size_t variable_len = 0;
     if (count == 2 && SEGMENT_IS(1, "events")) {
