@@ -213,6 +213,9 @@ static void set_defaults(struct herald_config *cfg)
     cfg->node_timeout = 10;
     cfg->drain_seconds = 10;
     cfg->cache_ttl = 1800;
+    cfg->webhook_timeout = 5;
+    cfg->webhook_max_attempts = 10;
+    cfg->webhook_stream_max_length = 100000;
     cfg->strict_protocol = false;
     cfg->max_message_bytes = 16384;
     cfg->max_outbound_queue_bytes = 262144;
@@ -231,14 +234,57 @@ static void add_development_app(struct herald_config *cfg)
     cfg->using_development_app = true;
 }
 
+static void free_webhooks(struct app_config *app)
+{
+    for (size_t i = 0; i < app->webhook_count; i++) {
+        struct webhook_config *hook = &app->webhooks[i];
+        for (size_t j = 0; j < hook->header_count; j++) {
+            free(hook->headers[j].name);
+            free(hook->headers[j].value);
+        }
+        free(hook->headers);
+        free(hook->url);
+    }
+    free(app->webhooks);
+    app->webhooks = NULL;
+    app->webhook_count = 0;
+    app->webhook_events = 0;
+}
+
 static void free_apps(struct app_config *apps, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
         free(apps[i].id);
         free(apps[i].key);
         free(apps[i].secret);
+        free_webhooks(&apps[i]);
     }
     free(apps);
+}
+
+static const char *const webhook_event_names[] = {
+    "channel_occupied", "channel_vacated", "member_added",       "member_removed",
+    "client_event",     "cache_miss",      "subscription_count",
+};
+
+#define WEBHOOK_EVENT_TYPES (sizeof webhook_event_names / sizeof webhook_event_names[0])
+
+const char *config_webhook_event_name(unsigned event)
+{
+    for (size_t i = 0; i < WEBHOOK_EVENT_TYPES; i++) {
+        if (event == 1u << i)
+            return webhook_event_names[i];
+    }
+    return NULL;
+}
+
+unsigned config_webhook_event_from_name(const char *name)
+{
+    for (size_t i = 0; i < WEBHOOK_EVENT_TYPES; i++) {
+        if (strcmp(name, webhook_event_names[i]) == 0)
+            return 1u << i;
+    }
+    return 0;
 }
 
 static void free_redis(struct redis_config *redis)
@@ -311,6 +357,9 @@ static const struct setting settings[] = {
     SETTING(node_timeout, "HERALD_NODE_TIMEOUT", SETTING_POSITIVE, .max = NODE_TIMEOUT_MAX),
     SETTING(drain_seconds, "HERALD_DRAIN_SECONDS", SETTING_POSITIVE, .max = DRAIN_SECONDS_MAX),
     SETTING(cache_ttl, "HERALD_CACHE_TTL", SETTING_POSITIVE),
+    SETTING(webhook_timeout, "HERALD_WEBHOOK_TIMEOUT", SETTING_POSITIVE),
+    SETTING(webhook_max_attempts, "HERALD_WEBHOOK_MAX_ATTEMPTS", SETTING_POSITIVE),
+    SETTING(webhook_stream_max_length, "HERALD_WEBHOOK_STREAM_MAX_LENGTH", SETTING_POSITIVE),
     SETTING(strict_protocol, "HERALD_STRICT_PROTOCOL", SETTING_BOOL),
     SETTING(max_message_bytes, "HERALD_MAX_MESSAGE_BYTES", SETTING_POSITIVE),
     SETTING(max_outbound_queue_bytes, "HERALD_MAX_OUTBOUND_QUEUE_BYTES", SETTING_POSITIVE),
@@ -654,6 +703,7 @@ enum app_field_kind {
     APP_FIELD_BOOL,
     APP_FIELD_LIMIT,       /* integer 1..INT_MAX */
     APP_FIELD_CONNECTIONS, /* -1 for unlimited, or 1..INT_MAX */
+    APP_FIELD_WEBHOOKS,    /* array of {url, event_types, headers} */
 };
 
 struct app_field {
@@ -683,6 +733,7 @@ static const struct app_field app_fields[] = {
     APP_FIELD(max_batch_size, APP_FIELD_LIMIT),
     APP_FIELD(max_channel_name_length, APP_FIELD_LIMIT),
     APP_FIELD(max_event_name_length, APP_FIELD_LIMIT),
+    APP_FIELD(webhooks, APP_FIELD_WEBHOOKS),
 };
 
 #define APP_FIELD_COUNT (sizeof app_fields / sizeof app_fields[0])
@@ -754,6 +805,114 @@ static int store_app_int(struct app_config *app, const struct app_field *f,
     return 0;
 }
 
+static bool header_name_valid(const char *name)
+{
+    if (!name[0])
+        return false;
+    for (const char *p = name; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!isalnum(c) && !strchr("!#$%&'*+-.^_`|~", c))
+            return false;
+    }
+    return true;
+}
+
+static int parse_webhook(struct json_object *obj, struct webhook_config *hook, const char *where,
+                         char *err, size_t err_len)
+{
+    if (!json_object_is_type(obj, json_type_object))
+        return config_fail(err, err_len, "%s: expected an object, got %s", where,
+                           json_type_label(obj));
+
+    hook->event_types = WEBHOOK_ALL_EVENTS;
+    json_object_object_foreach(obj, name, value) {
+        if (strcmp(name, "url") == 0) {
+            const char *url = json_object_is_type(value, json_type_string)
+                                  ? json_object_get_string(value)
+                                  : NULL;
+            if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+                strpbrk(url, " \r\n"))
+                return config_fail(err, err_len,
+                                   "%s.url: expected an http:// or https:// URL without spaces",
+                                   where);
+            replace_string(&hook->url, url);
+        } else if (strcmp(name, "event_types") == 0) {
+            if (!json_object_is_type(value, json_type_array) ||
+                json_object_array_length(value) == 0)
+                return config_fail(err, err_len,
+                                   "%s.event_types: expected a non-empty array of event names",
+                                   where);
+            hook->event_types = 0;
+            for (size_t i = 0; i < json_object_array_length(value); i++) {
+                struct json_object *item = json_object_array_get_idx(value, i);
+                unsigned bit = json_object_is_type(item, json_type_string)
+                                   ? config_webhook_event_from_name(json_object_get_string(item))
+                                   : 0;
+                if (!bit)
+                    return config_fail(err, err_len,
+                                       "%s.event_types[%zu]: expected one of channel_occupied, "
+                                       "channel_vacated, member_added, member_removed, "
+                                       "client_event, cache_miss, subscription_count",
+                                       where, i);
+                hook->event_types |= bit;
+            }
+        } else if (strcmp(name, "headers") == 0) {
+            if (!json_object_is_type(value, json_type_object))
+                return config_fail(err, err_len, "%s.headers: expected an object of strings",
+                                   where);
+            size_t count = (size_t)json_object_object_length(value);
+            hook->headers = calloc(count ? count : 1, sizeof *hook->headers);
+            if (!hook->headers)
+                return config_fail(err, err_len, "%s.headers: out of memory", where);
+            json_object_object_foreach(value, header, header_value) {
+                const char *text = json_object_is_type(header_value, json_type_string)
+                                       ? json_object_get_string(header_value)
+                                       : NULL;
+                if (!header_name_valid(header) || !text || strpbrk(text, "\r\n"))
+                    return config_fail(err, err_len,
+                                       "%s.headers.%s: expected a header name and a string "
+                                       "value without line breaks",
+                                       where, header);
+                struct webhook_header *h = &hook->headers[hook->header_count++];
+                replace_string(&h->name, header);
+                replace_string(&h->value, text);
+            }
+        } else {
+            return config_fail(err, err_len,
+                               "%s.%s: unknown webhook setting (expected url, event_types, "
+                               "headers)",
+                               where, name);
+        }
+    }
+    if (!hook->url)
+        return config_fail(err, err_len, "%s: missing \"url\"", where);
+    return 0;
+}
+
+static int parse_webhooks(struct json_object *value, struct app_config *app, const char *where,
+                          char *err, size_t err_len)
+{
+    if (!json_object_is_type(value, json_type_array))
+        return config_fail(err, err_len, "%s: expected an array of webhooks, got %s", where,
+                           json_type_label(value));
+
+    free_webhooks(app);
+    size_t count = json_object_array_length(value);
+    app->webhooks = calloc(count ? count : 1, sizeof *app->webhooks);
+    if (!app->webhooks)
+        return config_fail(err, err_len, "%s: out of memory", where);
+    char item_where[CONFIG_WHERE_MAX];
+    for (size_t i = 0; i < count; i++) {
+        format_where(item_where, sizeof item_where, "%s[%zu]", where, i);
+        app->webhook_count++;
+        if (parse_webhook(json_object_array_get_idx(value, i), &app->webhooks[i], item_where, err,
+                          err_len) != 0)
+            return -1;
+        app->webhook_events |= app->webhooks[i].event_types;
+    }
+    return 0;
+}
+
 /* Fills `app` from one element of an apps array. `where` is the element's
  * name in messages, such as "apps[1]" or "HERALD_APPS[0]". */
 static int parse_app(struct json_object *obj, struct app_config *app, const char *where,
@@ -786,6 +945,9 @@ static int parse_app(struct json_object *obj, struct app_config *app, const char
                                    field_where, json_type_label(value));
             *(bool *)((char *)app + f->offset) = json_object_get_boolean(value);
             rc = 0;
+            break;
+        case APP_FIELD_WEBHOOKS:
+            rc = parse_webhooks(value, app, field_where, err, err_len);
             break;
         default:
             rc = store_app_int(app, f, value, field_where, err, err_len);

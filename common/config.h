@@ -17,6 +17,38 @@
 
 #define CONFIG_ERROR_MAX 256
 
+/* Webhook event types, one bit each, as named in the Pusher webhook API. */
+enum webhook_event {
+    WEBHOOK_CHANNEL_OCCUPIED = 1u << 0,
+    WEBHOOK_CHANNEL_VACATED = 1u << 1,
+    WEBHOOK_MEMBER_ADDED = 1u << 2,
+    WEBHOOK_MEMBER_REMOVED = 1u << 3,
+    WEBHOOK_CLIENT_EVENT = 1u << 4,
+    WEBHOOK_CACHE_MISS = 1u << 5,
+    WEBHOOK_SUBSCRIPTION_COUNT = 1u << 6,
+    WEBHOOK_ALL_EVENTS = (1u << 7) - 1,
+};
+
+struct webhook_header {
+    char *name;
+    char *value;
+};
+
+/* One webhook endpoint of an app. */
+struct webhook_config {
+    char *url;
+    unsigned event_types; /* bits of enum webhook_event */
+    struct webhook_header *headers;
+    size_t header_count;
+};
+
+/* Returns the Pusher name of one webhook event bit ("channel_occupied"),
+ * or NULL for anything else. */
+const char *config_webhook_event_name(unsigned event);
+
+/* Returns the bit for a Pusher webhook event name, or 0 when unknown. */
+unsigned config_webhook_event_from_name(const char *name);
+
 struct app_config {
     char *id;
     char *key;
@@ -38,6 +70,10 @@ struct app_config {
     int max_batch_size;
     int max_channel_name_length;
     int max_event_name_length;
+
+    struct webhook_config *webhooks;
+    size_t webhook_count;
+    unsigned webhook_events; /* union of every webhook's event_types */
 };
 
 struct redis_config {
@@ -64,6 +100,9 @@ struct herald_config {
     int node_timeout;          /* seconds without heartbeat before a gateway's state is removed */
     int drain_seconds;         /* seconds over which a stopping gateway closes its clients */
     int cache_ttl;             /* seconds a cache channel's last event is kept */
+    int webhook_timeout;       /* seconds a relay waits for a webhook endpoint */
+    int webhook_max_attempts;  /* deliveries tried before a webhook job is parked */
+    int webhook_stream_max_length; /* approximate cap of each app's webhook stream */
     bool strict_protocol;      /* reject a missing ?protocol= with 4008 */
     int max_message_bytes;     /* largest inbound WebSocket message */
     int max_outbound_queue_bytes; /* per connection; a slower client is closed */

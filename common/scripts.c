@@ -8,6 +8,16 @@
  * so that the node itself, or a survivor after it died, can undo it. */
 #define LUA_PRELUDE                                                                      \
     "local function tag(app, ch) return '{' .. app .. ':' .. ch .. '}' end\n"            \
+    "local function webhook(p, app, mask, fields)\n"                                     \
+    "  local spec = redis.call('HGET', p .. 'webhook-apps', app)\n"                      \
+    "  if not spec then return end\n"                                                    \
+    "  local wanted, maxlen = string.match(spec, '^(%d+):(%d+)$')\n"                     \
+    "  if not wanted or bit.band(tonumber(wanted), mask) == 0 then return end\n"         \
+    "  local now = redis.call('TIME')\n"                                                 \
+    "  local time_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)\n"  \
+    "  redis.call('XADD', p .. 'webhooks:{' .. app .. '}', 'MAXLEN', '~', maxlen, '*',\n" \
+    "    'time_ms', time_ms, unpack(fields))\n"                                          \
+    "end\n"                                                                              \
     "local function publish_member_event(p, app, ch, exclude, frame)\n"                  \
     "  local t = tag(app, ch)\n"                                                         \
     "  local seq = redis.call('INCR', p .. 'seq:' .. t)\n"                               \
@@ -29,6 +39,7 @@
     "    publish_member_event(p, app, ch, sid,\n"                                        \
     "      '{\"event\":\"pusher_internal:member_added\",\"channel\":' ..\n"              \
     "      cjson.encode(ch) .. ',\"data\":' .. cjson.encode(data) .. '}')\n"             \
+    "    webhook(p, app, 4, {'name', 'member_added', 'channel', ch, 'user_id', uid})\n"  \
     "  end\n"                                                                            \
     "  redis.call('HINCRBY', conns, uid, 1)\n"                                           \
     "  redis.call('HSET', sockets, sid, uid)\n"                                          \
@@ -52,6 +63,7 @@
     "      '{\"event\":\"pusher_internal:member_removed\",\"channel\":' ..\n"            \
     "      cjson.encode(ch) .. ',\"data\":' ..\n"                                        \
     "      cjson.encode('{\"user_id\":' .. cjson.encode(uid) .. '}') .. '}')\n"          \
+    "    webhook(p, app, 8, {'name', 'member_removed', 'channel', ch, 'user_id', uid})\n" \
     "    if redis.call('HLEN', members) == 0 then\n"                                     \
     "      redis.call('PEXPIRE', p .. 'seq:' .. t, 86400000)\n"                          \
     "    end\n"                                                                          \
@@ -63,13 +75,22 @@
     "  local subs, occupied = p .. 'subs:' .. t, p .. 'channels:{' .. app .. '}'\n"      \
     "  local entry = 'c\\n' .. app .. '\\n' .. ch\n"                                     \
     "  if count > 0 then\n"                                                              \
+    "    local was_empty = redis.call('HLEN', subs) == 0\n"                              \
     "    redis.call('HSET', subs, node, count)\n"                                        \
     "    redis.call('SADD', occupied, ch)\n"                                             \
     "    redis.call('SADD', p .. 'node-state:' .. node, entry)\n"                        \
+    "    if was_empty then\n"                                                            \
+    "      webhook(p, app, 1, {'name', 'channel_occupied', 'channel', ch})\n"            \
+    "    end\n"                                                                          \
     "  else\n"                                                                           \
-    "    redis.call('HDEL', subs, node)\n"                                               \
+    "    local removed = redis.call('HDEL', subs, node)\n"                               \
     "    redis.call('SREM', p .. 'node-state:' .. node, entry)\n"                        \
-    "    if redis.call('HLEN', subs) == 0 then redis.call('SREM', occupied, ch) end\n"   \
+    "    if redis.call('HLEN', subs) == 0 then\n"                                        \
+    "      redis.call('SREM', occupied, ch)\n"                                           \
+    "      if removed == 1 then\n"                                                       \
+    "        webhook(p, app, 2, {'name', 'channel_vacated', 'channel', ch})\n"           \
+    "      end\n"                                                                        \
+    "    end\n"                                                                          \
     "  end\n"                                                                            \
     "end\n"                                                                              \
     "local function split(entry)\n"                                                      \
@@ -118,6 +139,8 @@ const char scripts_channel_count[] =
     "  redis.call('PUBLISH', p .. 'ch:' .. t, 'h1 - 0\\n' ..\n"
     "    '{\"event\":\"pusher_internal:subscription_count\",\"channel\":' ..\n"
     "    cjson.encode(ch) .. ',\"data\":' .. cjson.encode(data) .. '}')\n"
+    "  webhook(p, app, 64, {'name', 'subscription_count', 'channel', ch,\n"
+    "    'subscription_count', tostring(total)})\n"
     "end\n"
     "return 0\n";
 

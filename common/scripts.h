@@ -8,6 +8,15 @@
  *
  * All scripts take the key prefix, app id and channel name as arguments
  * and build key names themselves (keys.h documents the names).
+ * Webhooks: when P webhook-apps has a field for the app, holding
+ * "<event type bits>:<stream max length>" (bits of enum webhook_event in
+ * config.h), the scripts also append a job for each wanted event to the
+ * stream P webhooks:{app}: channel_occupied and channel_vacated when the
+ * cluster-wide subscription count leaves or reaches 0, member_added and
+ * member_removed on the same transitions as the member events, and
+ * subscription_count when one is published. Each job has the fields
+ * time_ms, name, channel and, by type, user_id or subscription_count.
+ *
  * NOTE: building keys inside a script works on a single Redis or a
  * Sentinel primary, not on Redis Cluster, where each key would have to be
  * declared in KEYS and the node-wide keys live in other slots. */

@@ -115,6 +115,12 @@ static void on_cache_reply(redisReply *reply, void *privdata)
         frame_render_event(&miss, "pusher:cache_miss", fetch->channel, "{}", 2, NULL);
         connection_send_frame(conn, miss.data, miss.len);
         strbuf_free(&miss);
+        if (conn->app->webhook_events & WEBHOOK_CACHE_MISS)
+            store_command("XADD %swebhooks:{%s} MAXLEN ~ %d * time_ms %llu name cache_miss "
+                          "channel %s",
+                          gateway.config.prefix, conn->app->id,
+                          gateway.config.webhook_stream_max_length,
+                          (unsigned long long)(gateway_wall_clock_us() / 1000), fetch->channel);
     }
 
     sub->state = SUBSCRIPTION_ACTIVE;

@@ -91,8 +91,23 @@ static void on_heartbeat(uv_timer_t *timer)
     store_eval(scripts_node_reap, 2, argv, NULL, on_reap_reply, NULL);
 }
 
+/* Tells the scripts which webhook events each app wants. Every gateway
+ * writes the same values from the same configuration. */
+static void register_webhook_apps(void)
+{
+    for (size_t i = 0; i < gateway.config.app_count; i++) {
+        const struct app_config *app = &gateway.config.apps[i];
+        if (app->webhook_count)
+            store_command("HSET %swebhook-apps %s %u:%d", gateway.config.prefix, app->id,
+                          app->webhook_events, gateway.config.webhook_stream_max_length);
+        else
+            store_command("HDEL %swebhook-apps %s", gateway.config.prefix, app->id);
+    }
+}
+
 static void on_store_ready(void)
 {
+    register_webhook_apps();
     /* The sync script also writes the heartbeat and registers the node. */
     channels_sync_node_state();
     report_connections();

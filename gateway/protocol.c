@@ -567,8 +567,16 @@ static void handle_client_event(struct connection *conn, json_object *frame, con
     envelope_encode_published(&envelope, conn->socket_id, ENVELOPE_FLAG_CLIENT_EVENT,
                               gateway_wall_clock_us(), rendered.data, rendered.len);
     keys_channel_topic(&topic, gateway.config.prefix, app->id, channel);
-    if (store_command("PUBLISH %b %b", topic.data, topic.len, envelope.data, envelope.len) != 0)
+    if (store_command("PUBLISH %b %b", topic.data, topic.len, envelope.data, envelope.len) != 0) {
         connection_send_error(conn, -1, "Client event not delivered: Redis is unavailable");
+    } else if (app->webhook_events & WEBHOOK_CLIENT_EVENT) {
+        const char *user_id = sub->member ? sub->member->user_id : "";
+        store_command("XADD %swebhooks:{%s} MAXLEN ~ %d * time_ms %llu name client_event "
+                      "channel %s event %s data %b socket_id %s user_id %s",
+                      gateway.config.prefix, app->id, gateway.config.webhook_stream_max_length,
+                      (unsigned long long)(gateway_wall_clock_us() / 1000), channel, event,
+                      data_text, data_len, conn->socket_id, user_id);
+    }
     strbuf_free(&rendered);
     strbuf_free(&envelope);
     strbuf_free(&topic);

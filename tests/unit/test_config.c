@@ -412,6 +412,59 @@ static void test_unknown_top_level_key(void)
                  "docs/configuration.md lists every setting)");
 }
 
+static void test_webhooks_parsed(void)
+{
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    int rc = config_load_string(&cfg,
+                                "{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
+                                "\"webhooks\":[{\"url\":\"http://127.0.0.1:9000/hooks\","
+                                "\"event_types\":[\"member_added\",\"channel_vacated\"],"
+                                "\"headers\":{\"X-Api-Token\":\"t1\"}},"
+                                "{\"url\":\"https://hooks.example/all\"}]}]}",
+                                err, sizeof err);
+    ASSERT_INT_EQ(rc, 0);
+    ASSERT_STR_EQ(err, "");
+    if (rc != 0)
+        return;
+    const struct app_config *app = &cfg.apps[0];
+    ASSERT_INT_EQ(app->webhook_count, 2);
+    ASSERT_STR_EQ(app->webhooks[0].url, "http://127.0.0.1:9000/hooks");
+    ASSERT_INT_EQ(app->webhooks[0].event_types, WEBHOOK_MEMBER_ADDED | WEBHOOK_CHANNEL_VACATED);
+    ASSERT_INT_EQ(app->webhooks[0].header_count, 1);
+    ASSERT_STR_EQ(app->webhooks[0].headers[0].name, "X-Api-Token");
+    ASSERT_STR_EQ(app->webhooks[0].headers[0].value, "t1");
+    ASSERT_INT_EQ(app->webhooks[1].event_types, WEBHOOK_ALL_EVENTS);
+    ASSERT_INT_EQ(app->webhook_events, WEBHOOK_ALL_EVENTS);
+    ASSERT_STR_EQ(config_webhook_event_name(WEBHOOK_CACHE_MISS), "cache_miss");
+    CU_ASSERT_PTR_NULL(config_webhook_event_name(WEBHOOK_ALL_EVENTS));
+    config_free(&cfg);
+}
+
+static void test_webhook_errors(void)
+{
+    EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
+                 "\"webhooks\":[{\"url\":\"ftp://x\"}]}]}",
+                 "config: apps[0].webhooks[0].url: expected an http:// or https:// URL without "
+                 "spaces");
+    EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
+                 "\"webhooks\":[{\"url\":\"http://x\",\"event_types\":[\"member_joined\"]}]}]}",
+                 "config: apps[0].webhooks[0].event_types[0]: expected one of channel_occupied, "
+                 "channel_vacated, member_added, member_removed, client_event, cache_miss, "
+                 "subscription_count");
+    EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
+                 "\"webhooks\":[{\"event_types\":[\"cache_miss\"]}]}]}",
+                 "config: apps[0].webhooks[0]: missing \"url\"");
+    EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
+                 "\"webhooks\":[{\"url\":\"http://x\",\"headers\":{\"Bad Name\":\"v\"}}]}]}",
+                 "config: apps[0].webhooks[0].headers.Bad Name: expected a header name and a "
+                 "string value without line breaks");
+    EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
+                 "\"webhooks\":[{\"url\":\"http://x\",\"retry\":3}]}]}",
+                 "config: apps[0].webhooks[0].retry: unknown webhook setting (expected url, "
+                 "event_types, headers)");
+}
+
 static void test_unknown_app_key(void)
 {
     EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
@@ -978,6 +1031,8 @@ CU_ErrorCode test_config_register(void)
         { "invalid documents", test_invalid_documents },
         { "unknown top-level key", test_unknown_top_level_key },
         { "unknown app key", test_unknown_app_key },
+        { "webhooks parsed", test_webhooks_parsed },
+        { "webhook errors", test_webhook_errors },
         { "duplicate app key", test_duplicate_app_key },
         { "duplicate app id", test_duplicate_app_id },
         { "missing and empty app fields", test_missing_and_empty_app_fields },
