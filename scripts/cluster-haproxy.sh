@@ -12,6 +12,10 @@
 #   --base-port N         first internal port (default 16100): redis-server
 #                         on N, gateways on N+1..N+3, relays on N+11 and
 #                         N+12, the HAProxy statistics page on N+20
+#   --gateway-ports LIST  comma-separated gateway ports instead of N+1..N+3;
+#                         one gateway runs per port
+#   --relay-ports LIST    comma-separated relay ports instead of N+11,N+12
+#   --stats-port N        HAProxy statistics port instead of N+20
 #   --build-dir DIR       where herald-gateway and herald-relay were built
 #                         (default build/, made by scripts/build.sh)
 #   --work-dir DIR        write the configuration and logs to DIR and keep it
@@ -19,6 +23,11 @@
 #                         tcp (connect only) or auto (default), which uses
 #                         http for each binary that serves /ready and tcp
 #                         for one that returns 404 for it
+#   --dashboard           also run the inventory dashboard example
+#                         (examples/inventory-dashboard/start.sh --no-install)
+#                         against the public port; if it fails, the cluster
+#                         keeps running and a warning is printed
+#   --dashboard-port N    port of the dashboard (default 8000)
 #   --print-config        print the HAProxy configuration and exit
 #   --check-config        check the HAProxy configuration with haproxy -c and
 #                         exit
@@ -35,10 +44,15 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 host=127.0.0.1
 public_port=6001
 base_port=16100
+gateway_port_list=
+relay_port_list=
+stats_port=
 build_dir="$repo/build"
 work_dir=
 keep_work_dir=0
 health_check=auto
+dashboard=0
+dashboard_port=8000
 action=run
 
 fail() {
@@ -46,16 +60,33 @@ fail() {
   exit 1
 }
 
+# Prints the comment block at the top of this file, up to `set -euo pipefail`.
 print_help() {
-  sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo pipefail$/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+}
+
+usage_error() {
+  echo "cluster-haproxy: $*" >&2
+  exit 2
 }
 
 require_port_value() {
   local option=$1 value=${2:-}
   if [[ ! $value =~ ^[0-9]+$ ]] || ((value < 1 || value > 65535)); then
-    echo "cluster-haproxy: $option expects a port from 1 to 65535, got '$value'" >&2
-    exit 2
+    usage_error "$option expects a port from 1 to 65535, got '$value'"
   fi
+}
+
+# Checks a comma-separated list of ports given to option $1.
+require_port_list() {
+  local option=$1 list=${2:-} port
+  [[ -n $list ]] || usage_error "$option expects a comma-separated list of ports"
+  local -a items
+  IFS=',' read -r -a items <<<"$list"
+  ((${#items[@]} > 0)) || usage_error "$option expects a comma-separated list of ports"
+  for port in "${items[@]}"; do
+    require_port_value "$option" "$port"
+  done
 }
 
 while (($# > 0)); do
@@ -70,13 +101,28 @@ while (($# > 0)); do
       base_port=$2
       shift 2
       ;;
+    --gateway-ports)
+      require_port_list "$1" "${2:-}"
+      gateway_port_list=$2
+      shift 2
+      ;;
+    --relay-ports)
+      require_port_list "$1" "${2:-}"
+      relay_port_list=$2
+      shift 2
+      ;;
+    --stats-port)
+      require_port_value "$1" "${2:-}"
+      stats_port=$2
+      shift 2
+      ;;
     --build-dir)
-      [[ -n ${2:-} ]] || { echo "cluster-haproxy: --build-dir expects a directory" >&2; exit 2; }
-      build_dir=$(cd "$2" 2>/dev/null && pwd) || { echo "cluster-haproxy: build directory $2 not found" >&2; exit 2; }
+      [[ -n ${2:-} ]] || usage_error "--build-dir expects a directory"
+      build_dir=$(cd "$2" 2>/dev/null && pwd) || usage_error "build directory $2 not found"
       shift 2
       ;;
     --work-dir)
-      [[ -n ${2:-} ]] || { echo "cluster-haproxy: --work-dir expects a directory" >&2; exit 2; }
+      [[ -n ${2:-} ]] || usage_error "--work-dir expects a directory"
       work_dir=$2
       keep_work_dir=1
       shift 2
@@ -84,11 +130,17 @@ while (($# > 0)); do
     --health-check)
       case "${2:-}" in
         http | tcp | auto) health_check=$2 ;;
-        *)
-          echo "cluster-haproxy: --health-check expects http, tcp or auto, got '${2:-}'" >&2
-          exit 2
-          ;;
+        *) usage_error "--health-check expects http, tcp or auto, got '${2:-}'" ;;
       esac
+      shift 2
+      ;;
+    --dashboard)
+      dashboard=1
+      shift
+      ;;
+    --dashboard-port)
+      require_port_value "$1" "${2:-}"
+      dashboard_port=$2
       shift 2
       ;;
     --print-config)
@@ -104,21 +156,27 @@ while (($# > 0)); do
       exit 0
       ;;
     *)
-      echo "cluster-haproxy: unknown option '$1' (see --help)" >&2
-      exit 2
+      usage_error "unknown option '$1' (see --help)"
       ;;
   esac
 done
 
 if ((base_port + 20 > 65535)); then
-  echo "cluster-haproxy: --base-port $base_port is too high: the internal ports go up to base + 20" >&2
-  exit 2
+  usage_error "--base-port $base_port is too high: the internal ports go up to base + 20"
 fi
 
 redis_port=$base_port
-gateway_ports=($((base_port + 1)) $((base_port + 2)) $((base_port + 3)))
-relay_ports=($((base_port + 11)) $((base_port + 12)))
-stats_port=$((base_port + 20))
+if [[ -n $gateway_port_list ]]; then
+  IFS=',' read -r -a gateway_ports <<<"$gateway_port_list"
+else
+  gateway_ports=($((base_port + 1)) $((base_port + 2)) $((base_port + 3)))
+fi
+if [[ -n $relay_port_list ]]; then
+  IFS=',' read -r -a relay_ports <<<"$relay_port_list"
+else
+  relay_ports=($((base_port + 11)) $((base_port + 12)))
+fi
+stats_port=${stats_port:-$((base_port + 20))}
 
 # Health check lines of one backend. $1 is http or tcp.
 write_health_check() {
@@ -247,17 +305,42 @@ done
 pids=()
 names=()
 failed=0
+dashboard_pid=
+
+# Seconds stop_all waits for one process after SIGTERM before it sends
+# SIGKILL. A gateway drains for HERALD_DRAIN_SECONDS (default 10) plus up to
+# 3 s, but HAProxy stops first and takes the clients with it, so the
+# gateways normally exit at once.
+drain_seconds=10
+if [[ ${HERALD_DRAIN_SECONDS:-} =~ ^[0-9]+$ ]]; then
+  drain_seconds=$((10#$HERALD_DRAIN_SECONDS))
+fi
+stop_timeout=$((drain_seconds + 10))
+
+# Sends SIGTERM to the process group of $1 (each process started here leads
+# its own group) and waits for it, with SIGKILL after stop_timeout seconds.
+stop_process() {
+  local pid=$1 name=$2 tick
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
+  for ((tick = 0; tick < stop_timeout * 10; tick++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "cluster-haproxy: $name (pid $pid) did not exit within $stop_timeout s of SIGTERM; sending SIGKILL" >&2
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
 
 stop_all() {
-  trap - INT TERM EXIT
+  trap - INT TERM HUP EXIT
   if ((${#pids[@]} > 0)); then
     echo "cluster-haproxy: stopping ${names[*]}"
-    # Reverse order: HAProxy first, Redis last. Gateways with clients
-    # drain for HERALD_DRAIN_SECONDS (default 10 s) before they exit.
+    # Reverse order: the dashboard and HAProxy first, Redis last.
     local i
     for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-      kill -TERM "${pids[i]}" 2>/dev/null || true
-      wait "${pids[i]}" 2>/dev/null || true
+      stop_process "${pids[i]}" "${names[i]}"
     done
   fi
   if ((failed || keep_work_dir)); then
@@ -269,13 +352,33 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
+# Starts "$@" in the background with its output in $work_dir/$1.log. setsid
+# puts it in a session and process group of its own, so the terminal's
+# Ctrl-C reaches only this script, which then stops the processes in order
+# (HAProxy before the gateways, Redis last). A child forked by bash does not
+# lead a process group, so setsid runs the command in the same process
+# without forking and $! is the command's PID.
 start() {
   local name=$1
   shift
-  "$@" >"$work_dir/$name.log" 2>&1 &
+  setsid "$@" >"$work_dir/$name.log" 2>&1 </dev/null &
   pids+=($!)
   names+=("$name")
+}
+
+# Removes process $1, which exited and was reaped, from the lists that
+# stop_all goes through, so its PID is never signalled after reuse.
+forget_process() {
+  local index
+  for index in "${!pids[@]}"; do
+    if [[ ${pids[index]} == "$1" ]]; then
+      unset 'pids[index]' 'names[index]'
+    fi
+  done
+  pids=("${pids[@]}")
+  names=("${names[@]}")
 }
 
 # Waits until port $2 accepts connections, or fails if process $3 exits or
@@ -332,6 +435,50 @@ choose_health_check() {
   fi
 }
 
+# Prints a warning with the last lines of the dashboard's log.
+warn_dashboard_failed() {
+  echo "cluster-haproxy: WARNING: $1. The Herald cluster keeps running. Last lines of $work_dir/dashboard.log:" >&2
+  tail -n 15 "$work_dir/dashboard.log" | sed 's/^/    /' >&2
+}
+
+# Starts the inventory dashboard and waits until its port accepts
+# connections. vite build runs first, so this can take a minute on a slow
+# machine. A dashboard that fails leaves the cluster running.
+start_dashboard() {
+  local script="$repo/examples/inventory-dashboard/start.sh"
+  if [[ ! -x $script ]]; then
+    echo "cluster-haproxy: WARNING: $script not found, so the dashboard does not run" >&2
+    return 0
+  fi
+  if port_in_use "$dashboard_port"; then
+    echo "cluster-haproxy: WARNING: port $dashboard_port is already in use, so the dashboard does not run; choose another with --dashboard-port" >&2
+    return 0
+  fi
+  echo "cluster-haproxy: starting the inventory dashboard (vite build first; log $work_dir/dashboard.log)"
+  start dashboard env PORT="$dashboard_port" \
+    HERALD_RELAY_HOST="$host" HERALD_RELAY_PORT="$public_port" \
+    HERALD_WS_HOST="$host" HERALD_WS_PORT="$public_port" \
+    "$script" --no-install
+  dashboard_pid=${pids[-1]}
+
+  local tick
+  for ((tick = 0; tick < 1800; tick++)); do
+    if port_in_use "$dashboard_port"; then
+      return 0
+    fi
+    if ! kill -0 "$dashboard_pid" 2>/dev/null; then
+      local status=0
+      wait "$dashboard_pid" 2>/dev/null || status=$?
+      warn_dashboard_failed "the inventory dashboard exited with status $status before it served port $dashboard_port"
+      forget_process "$dashboard_pid"
+      dashboard_pid=
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "cluster-haproxy: WARNING: timed out after 180 s waiting for the inventory dashboard on port $dashboard_port; it keeps running, see $work_dir/dashboard.log" >&2
+}
+
 start redis redis-server --port "$redis_port" --bind "$host" --save '' --appendonly no --dir "$work_dir"
 wait_for_port redis "$redis_port" "${pids[-1]}"
 
@@ -361,33 +508,114 @@ fi
 start haproxy haproxy -db -f "$config_file"
 wait_for_port haproxy "$public_port" "${pids[-1]}"
 
-apps_note="apps from HERALD_APPS"
-if [[ -z ${HERALD_APPS:-} ]]; then
-  apps_note="development app: id app-1, key app-key, secret app-secret"
+if ((dashboard)); then
+  start_dashboard
 fi
+
+if [[ -z ${HERALD_APPS:-} ]]; then
+  app_id=app-1
+  app_key=app-key
+  app_secret=app-secret
+  apps_note="development app; its secret is public, so configure your own apps (HERALD_APPS) before exposing the port"
+else
+  app_id='<app id>'
+  app_key='<app key>'
+  app_secret='<app secret>'
+  apps_note="apps from HERALD_APPS"
+fi
+
+dashboard_line=
+if [[ -n $dashboard_pid ]]; then
+  dashboard_line="  Inventory dashboard (example):        http://$host:$dashboard_port/"
+fi
+
 cat <<INFO
 
 Herald cluster behind HAProxy is running ($apps_note).
 
-  WebSocket (pusher-js, Laravel Echo):  ws://$host:$public_port/app/{key}
-  HTTP API (Pusher server SDKs):        http://$host:$public_port/apps/{app_id}/events
-  HAProxy statistics:                   http://$host:$stats_port/
+  WebSocket and HTTP API, one port:     $host:$public_port
+  WebSocket (pusher-js, Laravel Echo):  ws://$host:$public_port/app/$app_key
+  HTTP API (Pusher server SDKs):        http://$host:$public_port/apps/$app_id/events
+${dashboard_line:+$dashboard_line
+}  HAProxy statistics:                   http://$host:$stats_port/
   Gateways:                             ${gateway_ports[*]/#/$host:}
   Relays:                               ${relay_ports[*]/#/$host:}
   Redis:                                redis://$host:$redis_port
   Configuration and logs:               $work_dir
 
+  App id: $app_id    Key: $app_key    Secret: $app_secret
+
+Laravel Echo (resources/js/echo.js):
+
+  import Echo from 'laravel-echo';
+  import Pusher from 'pusher-js';
+  window.Pusher = Pusher;
+
+  window.Echo = new Echo({
+      broadcaster: 'reverb',
+      key: import.meta.env.VITE_REVERB_APP_KEY,   // '$app_key'
+      wsHost: import.meta.env.VITE_REVERB_HOST,   // '$host'
+      wsPort: import.meta.env.VITE_REVERB_PORT,   // $public_port
+      wssPort: import.meta.env.VITE_REVERB_PORT,
+      forceTLS: false,
+      enabledTransports: ['ws', 'wss'],
+  });
+
+Laravel .env (the backend and the browser use the same host and port):
+
+  BROADCAST_CONNECTION=reverb
+  REVERB_APP_ID=$app_id
+  REVERB_APP_KEY=$app_key
+  REVERB_APP_SECRET=$app_secret
+  REVERB_HOST=$host
+  REVERB_PORT=$public_port
+  REVERB_SCHEME=http
+  VITE_REVERB_APP_KEY="\${REVERB_APP_KEY}"
+  VITE_REVERB_HOST="\${REVERB_HOST}"
+  VITE_REVERB_PORT="\${REVERB_PORT}"
+  VITE_REVERB_SCHEME="\${REVERB_SCHEME}"
+
+  # or, with the pusher broadcaster:
+  BROADCAST_CONNECTION=pusher
+  PUSHER_APP_ID=$app_id
+  PUSHER_APP_KEY=$app_key
+  PUSHER_APP_SECRET=$app_secret
+  PUSHER_HOST=$host
+  PUSHER_PORT=$public_port
+  PUSHER_SCHEME=http
+  PUSHER_APP_CLUSTER=mt1
+
 Press Ctrl-C to stop.
 INFO
 
-# Stay in the foreground until Ctrl-C or until one of the processes exits.
-set +e
-wait -n "${pids[@]}"
-status=$?
-set -e
+# Stay in the foreground until Ctrl-C or until one of the cluster's
+# processes exits. The dashboard is only an example: when it exits, warn
+# and keep the cluster running.
+watched=("${pids[@]}")
+while true; do
+  set +e
+  exited_pid=
+  wait -n -p exited_pid "${watched[@]}"
+  status=$?
+  set -e
+  if [[ -n $dashboard_pid && $exited_pid == "$dashboard_pid" ]]; then
+    warn_dashboard_failed "the inventory dashboard exited with status $status"
+    forget_process "$dashboard_pid"
+    dashboard_pid=
+    remaining=()
+    for pid in "${watched[@]}"; do
+      if [[ $pid != "$exited_pid" ]]; then
+        remaining+=("$pid")
+      fi
+    done
+    watched=("${remaining[@]}")
+    continue
+  fi
+  break
+done
 failed=1
 for index in "${!pids[@]}"; do
-  if ! kill -0 "${pids[index]}" 2>/dev/null; then
+  if [[ ${pids[index]} == "$exited_pid" ]]; then
     echo "cluster-haproxy: ${names[index]} exited (status $status); last lines of $work_dir/${names[index]}.log:" >&2
     tail -n 20 "$work_dir/${names[index]}.log" >&2
   fi

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Herald needs to build and test on Debian 12: the C toolchain
-# and libraries, redis-server, clang's sanitizer runtime and Node.js (apt,
+# and libraries, redis-server, HAProxy (scripts/cluster-haproxy.sh and the
+# integration tests put it in front of the gateways and relays), clang's
+# sanitizer runtime and Node.js (apt,
 # only for what is missing), then the npm packages of every directory in the
 # repository that has a package-lock.json (npm ci).
 set -euo pipefail
@@ -11,7 +13,7 @@ packages=(
   build-essential cmake pkg-config
   libwebsockets-dev libuv1-dev libevent-dev libhiredis-dev libjson-c-dev libssl-dev
   libcunit1-dev
-  redis-server
+  redis-server haproxy
   clang libclang-rt-14-dev
 )
 
