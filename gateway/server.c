@@ -398,6 +398,9 @@ static const struct lws_protocols protocols[] = {
          * handle_receive, so a small buffer saves memory on every idle
          * connection. */
         .rx_buffer_size = 128,
+        /* Without this libwebsockets caps every send() at rx_buffer_size
+         * and would split each outgoing frame into several writes. */
+        .tx_packet_size = 256 * 1024,
     },
     { .name = NULL, .callback = NULL },
 };
