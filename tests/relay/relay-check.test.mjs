@@ -210,6 +210,19 @@ class Subscriber {
     return this.messages.slice(mark);
   }
 
+  /**
+   * Publishes a marker through Redis and waits until it arrives, so every
+   * message published before it has arrived too (Redis delivers to one
+   * subscriber in order). Returns the mark just after the marker.
+   */
+  async settle(redisPort) {
+    this.markers = (this.markers ?? 0) + 1;
+    const event = `settle-${this.markers}`;
+    await redisCli(redisPort, 'PUBLISH', `${PREFIX}settle`, `h1 - 0\n{"event":"${event}"}`);
+    await waitFor(`the marker ${event}`, () => this.messages.some((m) => m.frame.event === event));
+    return this.messages.length;
+  }
+
   close() {
     this.socket.destroy();
   }
@@ -737,7 +750,7 @@ describe('herald-relay channel queries on seeded Redis', () => {
   });
 
   it('rejects invalid trigger info', async () => {
-    const mark = subscriber.messages.length;
+    const mark = await subscriber.settle(redisPort);
     const cases = [
       ['/events', { name: 'e', data: '1', channel: 'news', info: 'members' }, /^Invalid info attribute "members": expected user_count or subscription_count$/],
       ['/events', { name: 'e', data: '1', channel: 'news', info: 5 }, /^Invalid info: expected a string/],
@@ -748,8 +761,10 @@ describe('herald-relay channel queries on seeded Redis', () => {
       assert.equal(response.status, 400, response.body);
       assert.match(response.body, pattern);
     }
-    await sleep(200);
-    assert.deepEqual(subscriber.since(mark), [], 'a rejected trigger published something');
+    // The relay PUBLISHes before it responds, so anything a rejected request
+    // published arrives before a marker published now.
+    const end = await subscriber.settle(redisPort);
+    assert.deepEqual(subscriber.since(mark).slice(0, end - 1 - mark), [], 'a rejected trigger published something');
   });
 
   it('publishes terminate_connections', async () => {
@@ -771,7 +786,7 @@ describe('herald-relay channel queries on seeded Redis', () => {
   });
 
   it('rejects invalid terminate_connections', async () => {
-    const mark = subscriber.messages.length;
+    const mark = await subscriber.settle(redisPort);
     const port = relay.port;
     const cases = [
       ['/users/a%0Ab/terminate_connections', '{}', 400, /^Invalid user_id "a\?b": expected 1 to 128 bytes of UTF-8 without control characters$/],
@@ -793,8 +808,10 @@ describe('herald-relay channel queries on seeded Redis', () => {
     const unknownApp = await signedPost(port, '/users/7/terminate_connections', '{}', { appId: '42' });
     assert.equal(unknownApp.status, 404);
 
-    await sleep(200);
-    assert.deepEqual(subscriber.since(mark), [], 'a rejected termination published something');
+    // The relay PUBLISHes before it responds, so anything a rejected request
+    // published arrives before a marker published now.
+    const end = await subscriber.settle(redisPort);
+    assert.deepEqual(subscriber.since(mark).slice(0, end - 1 - mark), [], 'a rejected termination published something');
   });
 
   it('serves up, ready and metrics', async () => {
