@@ -216,6 +216,10 @@ static void set_defaults(struct herald_config *cfg)
     cfg->webhook_timeout = 5;
     cfg->webhook_max_attempts = 10;
     cfg->webhook_stream_max_length = 100000;
+    cfg->webhook_batch_size = 50;
+    cfg->webhook_retry_initial_ms = 1000;
+    cfg->webhook_retry_max_ms = 60000;
+    cfg->webhook_claim_idle = 30;
     cfg->strict_protocol = false;
     cfg->max_message_bytes = 16384;
     cfg->max_outbound_queue_bytes = 262144;
@@ -339,6 +343,14 @@ struct setting {
 /* A drain longer than an hour outlasts every orchestrator's grace period. */
 #define DRAIN_SECONDS_MAX 3600
 
+/* Bounds one webhook POST body: each job of a client event can carry up to
+ * max_event_payload_bytes of data. */
+#define WEBHOOK_BATCH_SIZE_MAX 1000
+
+/* The relay sends webhook_claim_idle to Redis (XAUTOCLAIM) in milliseconds
+ * in an int. */
+#define WEBHOOK_CLAIM_IDLE_MAX (INT_MAX / 1000)
+
 /* Each entry names its field, its environment variable (spelled out,
  * because the preprocessor cannot upper-case) and its kind. */
 #define SETTING(field, env_name, setting_kind, ...) \
@@ -360,6 +372,12 @@ static const struct setting settings[] = {
     SETTING(webhook_timeout, "HERALD_WEBHOOK_TIMEOUT", SETTING_POSITIVE),
     SETTING(webhook_max_attempts, "HERALD_WEBHOOK_MAX_ATTEMPTS", SETTING_POSITIVE),
     SETTING(webhook_stream_max_length, "HERALD_WEBHOOK_STREAM_MAX_LENGTH", SETTING_POSITIVE),
+    SETTING(webhook_batch_size, "HERALD_WEBHOOK_BATCH_SIZE", SETTING_POSITIVE,
+            .max = WEBHOOK_BATCH_SIZE_MAX),
+    SETTING(webhook_retry_initial_ms, "HERALD_WEBHOOK_RETRY_INITIAL_MS", SETTING_POSITIVE),
+    SETTING(webhook_retry_max_ms, "HERALD_WEBHOOK_RETRY_MAX_MS", SETTING_POSITIVE),
+    SETTING(webhook_claim_idle, "HERALD_WEBHOOK_CLAIM_IDLE", SETTING_POSITIVE,
+            .max = WEBHOOK_CLAIM_IDLE_MAX),
     SETTING(strict_protocol, "HERALD_STRICT_PROTOCOL", SETTING_BOOL),
     SETTING(max_message_bytes, "HERALD_MAX_MESSAGE_BYTES", SETTING_POSITIVE),
     SETTING(max_outbound_queue_bytes, "HERALD_MAX_OUTBOUND_QUEUE_BYTES", SETTING_POSITIVE),

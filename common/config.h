@@ -103,6 +103,10 @@ struct herald_config {
     int webhook_timeout;       /* seconds a relay waits for a webhook endpoint */
     int webhook_max_attempts;  /* deliveries tried before a webhook job is parked */
     int webhook_stream_max_length; /* approximate cap of each app's webhook stream */
+    int webhook_batch_size;    /* maximum webhook jobs in one POST */
+    int webhook_retry_initial_ms; /* delay before the first retry; doubles per attempt */
+    int webhook_retry_max_ms;  /* maximum delay between two retries */
+    int webhook_claim_idle;    /* seconds a job may sit unacknowledged before a relay claims it */
     bool strict_protocol;      /* reject a missing ?protocol= with 4008 */
     int max_message_bytes;     /* largest inbound WebSocket message */
     int max_outbound_queue_bytes; /* per connection; a slower client is closed */

@@ -14,7 +14,8 @@ static const char *const herald_env_names[] = {
     "HERALD_NODE_TIMEOUT",
     "HERALD_STRICT_PROTOCOL", "HERALD_MAX_MESSAGE_BYTES", "HERALD_MAX_OUTBOUND_QUEUE_BYTES",
     "HERALD_AUTH_TIMESTAMP_WINDOW", "HERALD_MAX_REQUEST_BODY_BYTES", "HERALD_REDIS_URL",
-    "HERALD_REDIS_PASSWORD", "HERALD_APPS",
+    "HERALD_REDIS_PASSWORD", "HERALD_APPS", "HERALD_WEBHOOK_BATCH_SIZE",
+    "HERALD_WEBHOOK_RETRY_INITIAL_MS", "HERALD_WEBHOOK_RETRY_MAX_MS", "HERALD_WEBHOOK_CLAIM_IDLE",
 };
 
 static void clear_herald_env(void)
@@ -463,6 +464,51 @@ static void test_webhook_errors(void)
                  "\"webhooks\":[{\"url\":\"http://x\",\"retry\":3}]}]}",
                  "config: apps[0].webhooks[0].retry: unknown webhook setting (expected url, "
                  "event_types, headers)");
+}
+
+static void test_webhook_delivery_settings(void)
+{
+    clear_herald_env();
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    ASSERT_INT_EQ(config_load_string(&cfg, "{}", err, sizeof err), 0);
+    ASSERT_INT_EQ(cfg.webhook_timeout, 5);
+    ASSERT_INT_EQ(cfg.webhook_max_attempts, 10);
+    ASSERT_INT_EQ(cfg.webhook_batch_size, 50);
+    ASSERT_INT_EQ(cfg.webhook_retry_initial_ms, 1000);
+    ASSERT_INT_EQ(cfg.webhook_retry_max_ms, 60000);
+    ASSERT_INT_EQ(cfg.webhook_claim_idle, 30);
+    config_free(&cfg);
+
+    ASSERT_INT_EQ(config_load_string(&cfg,
+                                     "{\"webhook_batch_size\":1000,\"webhook_retry_initial_ms\":50,"
+                                     "\"webhook_retry_max_ms\":200,\"webhook_claim_idle\":2}",
+                                     err, sizeof err), 0);
+    ASSERT_INT_EQ(cfg.webhook_batch_size, 1000);
+    ASSERT_INT_EQ(cfg.webhook_retry_initial_ms, 50);
+    ASSERT_INT_EQ(cfg.webhook_retry_max_ms, 200);
+    ASSERT_INT_EQ(cfg.webhook_claim_idle, 2);
+    config_free(&cfg);
+
+    setenv("HERALD_WEBHOOK_BATCH_SIZE", "1", 1);
+    setenv("HERALD_WEBHOOK_RETRY_INITIAL_MS", "100", 1);
+    setenv("HERALD_WEBHOOK_RETRY_MAX_MS", "400", 1);
+    setenv("HERALD_WEBHOOK_CLAIM_IDLE", "3", 1);
+    ASSERT_INT_EQ(config_load(&cfg, NULL, err, sizeof err), 0);
+    ASSERT_INT_EQ(cfg.webhook_batch_size, 1);
+    ASSERT_INT_EQ(cfg.webhook_retry_initial_ms, 100);
+    ASSERT_INT_EQ(cfg.webhook_retry_max_ms, 400);
+    ASSERT_INT_EQ(cfg.webhook_claim_idle, 3);
+    config_free(&cfg);
+    clear_herald_env();
+
+    EXPECT_ERROR("{\"webhook_batch_size\":1001}",
+                 "config: webhook_batch_size: must be an integer from 1 to 1000, got 1001");
+    EXPECT_ERROR("{\"webhook_retry_initial_ms\":0}",
+                 "config: webhook_retry_initial_ms: must be an integer from 1 to 2147483647, "
+                 "got 0");
+    EXPECT_ERROR("{\"webhook_claim_idle\":2147484}",
+                 "config: webhook_claim_idle: must be an integer from 1 to 2147483, got 2147484");
 }
 
 static void test_unknown_app_key(void)
@@ -1033,6 +1079,7 @@ CU_ErrorCode test_config_register(void)
         { "unknown app key", test_unknown_app_key },
         { "webhooks parsed", test_webhooks_parsed },
         { "webhook errors", test_webhook_errors },
+        { "webhook delivery settings", test_webhook_delivery_settings },
         { "duplicate app key", test_duplicate_app_key },
         { "duplicate app id", test_duplicate_app_id },
         { "missing and empty app fields", test_missing_and_empty_app_fields },
