@@ -52,6 +52,7 @@ void bus_start(const struct bus_callbacks *cbs)
     pubsub_link.name = "pubsub";
     pubsub_link.ready = on_link_ready;
     pubsub_link.lost = on_link_lost;
+    pubsub_link.after_read = cbs->batch_done;
     redis_link_start(&pubsub_link);
 }
 

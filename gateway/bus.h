@@ -17,6 +17,9 @@ struct bus_callbacks {
     void (*subscribed)(const char *topic, size_t topic_len);
     void (*unsubscribed)(const char *topic, size_t topic_len);
     void (*message)(const char *topic, size_t topic_len, const char *payload, size_t len);
+    /* Runs after each batch of messages read from Redis, so frames queued
+     * by `message` go out in one write per connection. */
+    void (*batch_done)(void);
 };
 
 void bus_start(const struct bus_callbacks *callbacks);

@@ -503,7 +503,7 @@ static void on_bus_message(const char *topic, size_t topic_len, const char *payl
                     continue;
                 sub->member->last_seq = env.seq;
             }
-            connection_send(s->conn, m);
+            connection_queue(s->conn, m);
         }
     }
     message_release_if_unused(m);
@@ -655,6 +655,7 @@ static const struct bus_callbacks channel_bus_callbacks = {
     .subscribed = on_bus_subscribed,
     .unsubscribed = on_bus_unsubscribed,
     .message = on_bus_message,
+    .batch_done = connections_flush,
 };
 
 void channels_init(void)

@@ -81,6 +81,9 @@ struct connection {
     uint64_t signin_since;
     bool signin_pending;
 
+    struct connection *flush_next; /* in the list of connections to flush */
+    bool flush_queued;
+
     bool established; /* connection_established was queued */
     bool counted;     /* included in gateway.app_connections */
     bool closing;     /* close after the queue drains */
@@ -91,6 +94,14 @@ struct connection {
 /* Queues `m` for this connection and asks for a writable callback. A client
  * whose queue would exceed max_outbound_queue_bytes is closed instead. */
 void connection_send(struct connection *conn, struct message *m);
+
+/* Queues `m` without writing; connections_flush() writes every queued
+ * connection's frames with one writev each. For the broadcast path, which
+ * runs inside a batch of Redis messages. */
+void connection_queue(struct connection *conn, struct message *m);
+
+/* Writes what connection_queue() queued since the last flush. */
+void connections_flush(void);
 
 /* Renders nothing; copies `frame` into a new message for this connection only. */
 void connection_send_frame(struct connection *conn, const char *frame, size_t len);

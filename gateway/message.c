@@ -20,6 +20,24 @@ struct message *message_new(const char *frame, size_t len)
     m->refs = 0;
     m->len = (uint32_t)len;
     m->published_us = 0;
+
+    /* RFC 6455 section 5.2: FIN + text opcode, then the unmasked length in
+     * 7 bits, 16 bits or 64 bits. */
+    m->header[0] = 0x81;
+    if (len < 126) {
+        m->header[1] = (uint8_t)len;
+        m->header_len = 2;
+    } else if (len < 65536) {
+        m->header[1] = 126;
+        m->header[2] = (uint8_t)(len >> 8);
+        m->header[3] = (uint8_t)len;
+        m->header_len = 4;
+    } else {
+        m->header[1] = 127;
+        for (int i = 0; i < 8; i++)
+            m->header[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+        m->header_len = 10;
+    }
     memcpy(m->buf + LWS_PRE, frame, len);
     return m;
 }

@@ -19,6 +19,10 @@ struct message {
     uint32_t refs; /* MESSAGE_STATIC_REFS for messages that are never freed */
     uint32_t len;
     uint64_t published_us; /* publisher's wall clock, 0 when unknown */
+    /* The WebSocket frame header of this payload as a final text frame,
+     * for writing frames without libwebsockets (see connections_flush). */
+    uint8_t header[10];
+    uint8_t header_len;
     unsigned char buf[]; /* LWS_PRE headroom, then `len` payload bytes */
 };
 

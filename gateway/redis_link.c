@@ -131,7 +131,7 @@ static void link_connect(struct redis_link *link)
         return;
     }
 
-    if (redis_uv_attach(ac, gateway.loop) != 0) {
+    if (redis_uv_attach(ac, gateway.loop, link->after_read) != 0) {
         redisAsyncFree(ac);
         schedule_reconnect(link, "cannot watch the socket");
         return;

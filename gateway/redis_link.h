@@ -14,6 +14,7 @@ struct redis_link {
     const char *name; /* "pubsub" or "commands", for logs */
     void (*ready)(struct redis_link *link); /* connected and authenticated */
     void (*lost)(struct redis_link *link);  /* a ready connection went away */
+    void (*after_read)(void); /* optional: runs after each batch of replies */
 
     redisAsyncContext *context;
     uv_timer_t retry_timer;

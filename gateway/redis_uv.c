@@ -6,6 +6,7 @@ struct redis_uv {
     redisAsyncContext *context; /* NULL once hiredis has cleaned up */
     uv_poll_t poll;
     int events;
+    void (*after_read)(void);
 };
 
 static void on_poll(uv_poll_t *handle, int status, int events)
@@ -17,8 +18,14 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (status < 0)
         events = UV_READABLE | UV_WRITABLE;
 
-    if (adapter->context && (events & UV_READABLE))
+    if (adapter->context && (events & UV_READABLE)) {
+        void (*after_read)(void) = adapter->after_read;
         redisAsyncHandleRead(adapter->context);
+        /* Called even when the read freed the context and the adapter's
+         * fields are about to go: the hook does not touch the adapter. */
+        if (after_read)
+            after_read();
+    }
     /* Reading may have freed the context, which clears adapter->context. */
     if (adapter->context && (events & UV_WRITABLE))
         redisAsyncHandleWrite(adapter->context);
@@ -70,7 +77,7 @@ static void cleanup(void *data)
     uv_close((uv_handle_t *)&adapter->poll, on_poll_closed);
 }
 
-int redis_uv_attach(redisAsyncContext *context, uv_loop_t *loop)
+int redis_uv_attach(redisAsyncContext *context, uv_loop_t *loop, void (*after_read)(void))
 {
     if (context->ev.data)
         return -1;
@@ -83,6 +90,7 @@ int redis_uv_attach(redisAsyncContext *context, uv_loop_t *loop)
         return -1;
     }
     adapter->context = context;
+    adapter->after_read = after_read;
     adapter->poll.data = adapter;
 
     context->ev.data = adapter;

@@ -11,7 +11,9 @@
 #include <hiredis/async.h>
 #include <uv.h>
 
-/* Returns 0, or -1 when the context already has an adapter or allocation failed. */
-int redis_uv_attach(redisAsyncContext *context, uv_loop_t *loop);
+/* Returns 0, or -1 when the context already has an adapter or allocation
+ * failed. `after_read`, when not NULL, runs after hiredis has handled each
+ * batch of replies read from the socket. */
+int redis_uv_attach(redisAsyncContext *context, uv_loop_t *loop, void (*after_read)(void));
 
 #endif

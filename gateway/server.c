@@ -2,8 +2,10 @@
  * message assembly and the write path. */
 #include "server.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "channels.h"
 #include "connection.h"
@@ -38,11 +40,17 @@ static int write_frame(struct connection *conn, struct message *m)
     return 0;
 }
 
-void connection_send(struct connection *conn, struct message *m)
-{
-    if (conn->closing || !conn->wsi)
-        return;
+/* Frames per writev: enough to drain a burst in one call, few enough for an
+ * iovec array on the stack (two entries per frame, IOV_MAX is 1024). */
+#define FLUSH_MAX_FRAMES 32
 
+/* Connections with frames queued by connection_queue(), not yet flushed. */
+static struct connection *flush_list;
+
+/* Applies the outbound bound. Returns false when the connection was closed
+ * as a slow consumer instead. */
+static bool within_queue_bound(struct connection *conn, struct message *m)
+{
     size_t limit = (size_t)gateway.config.max_outbound_queue_bytes;
     if (conn->outbound.count > 0 && conn->outbound.bytes + m->len > limit) {
         /* The client stopped reading: drop what is queued so memory stays
@@ -55,8 +63,103 @@ void connection_send(struct connection *conn, struct message *m)
                      (unsigned long long)stats.slow_consumers_closed);
         message_queue_clear(&conn->outbound);
         connection_close(conn, 4100, "Over capacity: the client did not read its messages in time");
+        return false;
+    }
+    return true;
+}
+
+void connection_queue(struct connection *conn, struct message *m)
+{
+    if (conn->closing || !conn->wsi || !within_queue_bound(conn, m))
+        return;
+    message_queue_push(&conn->outbound, m);
+    if (!conn->flush_queued) {
+        conn->flush_queued = true;
+        conn->flush_next = flush_list;
+        flush_list = conn;
+    }
+}
+
+/* Writes the frames of `conn` with one writev straight to the socket.
+ * Only when libwebsockets has nothing buffered for it, so the stream stays
+ * in order; a frame the kernel takes only in part is handed to
+ * libwebsockets as raw bytes, which it buffers and sends before anything
+ * else. TLS connections and anything unusual take the writable callback. */
+static void flush_connection(struct connection *conn)
+{
+    struct lws *wsi = conn->wsi;
+    struct message_queue *q = &conn->outbound;
+    if (!wsi || conn->closing || !q->count)
+        return;
+    if (conn->send_protocol_ping || lws_partial_buffered(wsi) || lws_is_ssl(wsi)) {
+        lws_callback_on_writable(wsi);
         return;
     }
+
+    struct iovec iov[2 * FLUSH_MAX_FRAMES];
+    uint32_t frames = q->count < FLUSH_MAX_FRAMES ? q->count : FLUSH_MAX_FRAMES;
+    for (uint32_t i = 0; i < frames; i++) {
+        struct message *m = q->items[(q->head + i) & (q->capacity - 1)];
+        iov[2 * i].iov_base = m->header;
+        iov[2 * i].iov_len = m->header_len;
+        iov[2 * i + 1].iov_base = message_payload(m);
+        iov[2 * i + 1].iov_len = m->len;
+    }
+
+    ssize_t written = writev(lws_get_socket_fd(wsi), iov, (int)(2 * frames));
+    if (written < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            /* libwebsockets finds the broken socket on its own write. */
+            lws_callback_on_writable(wsi);
+            return;
+        }
+        written = 0;
+    }
+
+    size_t left = (size_t)written;
+    while (q->count) {
+        struct message *m = message_queue_peek(q);
+        size_t frame_len = m->header_len + (size_t)m->len;
+        if (left == 0)
+            break;
+        if (left < frame_len) {
+            if (left < m->header_len) {
+                lws_write(wsi, m->header + left, m->header_len - left, LWS_WRITE_HTTP);
+                lws_write(wsi, message_payload(m), m->len, LWS_WRITE_HTTP);
+            } else {
+                size_t sent = left - m->header_len;
+                lws_write(wsi, message_payload(m) + sent, m->len - sent, LWS_WRITE_HTTP);
+            }
+            left = 0;
+        } else {
+            left -= frame_len;
+        }
+        stats.messages_sent++;
+        stats.bytes_sent += m->len;
+        if (m->published_us)
+            stats_observe_delivery(m->published_us);
+        message_queue_pop(q);
+    }
+
+    if (q->count)
+        lws_callback_on_writable(wsi);
+}
+
+void connections_flush(void)
+{
+    while (flush_list) {
+        struct connection *conn = flush_list;
+        flush_list = conn->flush_next;
+        conn->flush_next = NULL;
+        conn->flush_queued = false;
+        flush_connection(conn);
+    }
+}
+
+void connection_send(struct connection *conn, struct message *m)
+{
+    if (conn->closing || !conn->wsi || !within_queue_bound(conn, m))
+        return;
 
     /* Fast path: with nothing queued here or inside libwebsockets, write
      * at once. That costs one send() instead of arming POLLOUT, waiting
@@ -281,6 +384,17 @@ static void handle_closed(struct connection *conn)
 {
     if (!conn->wsi)
         return;
+
+    /* Flushes run right after each Redis read batch, before libwebsockets
+     * can close anything, so this is a safety net, not a normal path. */
+    if (conn->flush_queued) {
+        struct connection **link = &flush_list;
+        while (*link && *link != conn)
+            link = &(*link)->flush_next;
+        if (*link)
+            *link = conn->flush_next;
+        conn->flush_queued = false;
+    }
     liveness_untrack(conn);
     users_untrack(conn);
     channels_unsubscribe_all(conn);
@@ -363,6 +477,12 @@ static int callback_pusher(struct lws *wsi, enum lws_callback_reasons reason, vo
     switch (reason) {
     case LWS_CALLBACK_HTTP:
         return serve_http(wsi, in);
+
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        /* A draining gateway refuses new WebSocket handshakes before the
+         * upgrade, so a load balancer can retry them on another gateway
+         * instead of the client being accepted and closed again. */
+        return gateway.draining ? 1 : 0;
 
     case LWS_CALLBACK_ESTABLISHED:
         handle_established(conn, wsi);
