@@ -368,7 +368,37 @@ export class Cluster {
     return managed.stop();
   }
 
-  /** Stops this cluster's redis-server with SIGTERM by PID; the gateways and the relay keep running. */
+  /**
+   * Suspends gateway `index` with SIGSTOP by PID. Its peers and Redis see a
+   * stalled process: its sockets stay open but nothing is read or written.
+   */
+  pauseGateway(index) {
+    const gateway = this.gateways[index];
+    gateway.process.child.kill('SIGSTOP');
+    gateway.paused = true;
+  }
+
+  /** Resumes gateway `index` with SIGCONT if pauseGateway suspended it. */
+  resumeGateway(index) {
+    const gateway = this.gateways[index];
+    if (gateway.paused) {
+      gateway.process.child.kill('SIGCONT');
+      gateway.paused = false;
+    }
+  }
+
+  /** Returns the node id (<host>-<pid>-<number>) that gateway `index` registered in Redis. */
+  async gatewayNodeId(index) {
+    const pid = this.gateways[index].process.pid;
+    const nodes = (await this.redisCli('SMEMBERS', `${this.prefix}nodes`)).split('\n');
+    const matches = nodes.filter((node) => node.includes(`-${pid}-`));
+    if (matches.length !== 1) {
+      throw new Error(`expected one node id with pid ${pid} in ${this.prefix}nodes, found ${JSON.stringify(nodes)}`);
+    }
+    return matches[0];
+  }
+
+  /** Stops this cluster's redis-server with SIGTERM by PID. The gateways and the relay keep running. */
   async stopRedis() {
     const managed = this.redis;
     this.expectedExits.add(managed);
@@ -384,7 +414,7 @@ export class Cluster {
       throw new Error(`redis-server (pid ${this.redis.pid}) is still running on port ${this.redisPort}; call stopRedis() first`);
     }
     const managed = await this.#startRedisServer();
-    // stop() goes through the list backwards; Redis must go last.
+    // stop() goes through the list backwards, and Redis must stop last.
     this.processes.splice(this.processes.indexOf(managed), 1);
     this.processes.unshift(managed);
     return managed;
@@ -425,6 +455,10 @@ export class Cluster {
   async stop() {
     const lines = [];
     const unclean = [];
+    // A suspended gateway cannot act on SIGTERM.
+    for (const index of this.gateways.keys()) {
+      this.resumeGateway(index);
+    }
     for (const managed of [...this.processes].reverse()) {
       const outcome = await managed.stop();
       liveProcesses.delete(managed);
