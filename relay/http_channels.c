@@ -12,6 +12,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "cache.h"
 #include "channel.h"
 #include "channel_info.h"
 #include "http_internal.h"
@@ -41,10 +42,12 @@ static void http_channels_reply_unexpected(struct http_exchange *exchange,
 }
 
 /* Context of one queued read: the exchange and the info attributes its
- * response renders. */
+ * response renders. With info=cache, the counts are kept here while the
+ * cached event is read. */
 struct http_channels_read {
     struct http_exchange *exchange;
     unsigned attributes;
+    struct channel_counts counts;
 };
 
 static void http_channels_on_list(void *arg, const struct redisReply *reply)
@@ -68,29 +71,79 @@ static void http_channels_on_list(void *arg, const struct redisReply *reply)
     strbuf_free(&body);
 }
 
+/* Reply to the cached event read, the second read of info=cache. */
+static void http_channels_on_cache(void *arg, const struct redisReply *reply)
+{
+    struct http_channels_read *read = arg;
+    struct http_exchange *exchange = read->exchange;
+    exchange->replies_pending--;
+
+    static const char what[] = "the cached event query";
+    if (http_exchange_reply_redis_failure(exchange, reply, what)) {
+        free(read);
+        return;
+    }
+
+    struct strbuf body;
+    struct strbuf cache;
+    strbuf_init(&body);
+    strbuf_init(&cache);
+    channel_info_render_channel(&body, read->attributes & ~CHANNEL_INFO_CACHE, &read->counts);
+    if (cache_render_attribute(&cache, reply) != 0) {
+        http_channels_reply_unexpected(exchange, reply, what);
+    } else {
+        /* The cached event is reported whether or not the channel is
+         * occupied, because the cache outlives its subscribers. It goes
+         * in before the closing brace of the object. */
+        if (cache.len > 0) {
+            body.len--;
+            strbuf_append_char(&body, ',');
+            strbuf_append(&body, cache.data, cache.len);
+            strbuf_append_char(&body, '}');
+        }
+        http_exchange_reply(exchange, 200, body.data);
+    }
+    strbuf_free(&cache);
+    strbuf_free(&body);
+    free(read);
+}
+
 static void http_channels_on_channel(void *arg, const struct redisReply *reply)
 {
     struct http_channels_read *read = arg;
     struct http_exchange *exchange = read->exchange;
-    unsigned attributes = read->attributes;
-    free(read);
     exchange->replies_pending--;
 
     static const char what[] = "the channel counts query";
-    if (http_exchange_reply_redis_failure(exchange, reply, what))
+    if (http_exchange_reply_redis_failure(exchange, reply, what)) {
+        free(read);
         return;
+    }
 
-    struct channel_counts counts;
-    if (channel_info_parse_counts(reply, &counts, 1) != 0) {
+    if (channel_info_parse_counts(reply, &read->counts, 1) != 0) {
         http_channels_reply_unexpected(exchange, reply, what);
+        free(read);
+        return;
+    }
+
+    if (read->attributes & CHANNEL_INFO_CACHE) {
+        struct http_api *api = exchange->api;
+        exchange->replies_pending++;
+        if (cache_read(api->publisher, api->cfg->prefix, exchange->app->id, exchange->channel,
+                       http_channels_on_cache, read) != 0) {
+            exchange->replies_pending--;
+            free(read);
+            http_exchange_reply(exchange, 503, "Redis unavailable, try again");
+        }
         return;
     }
 
     struct strbuf body;
     strbuf_init(&body);
-    channel_info_render_channel(&body, attributes, &counts);
+    channel_info_render_channel(&body, read->attributes, &read->counts);
     http_exchange_reply(exchange, 200, body.data);
     strbuf_free(&body);
+    free(read);
 }
 
 static void http_channels_on_users(void *arg, const struct redisReply *reply)
@@ -191,8 +244,9 @@ static int http_channels_check_applicable(const char *channel, unsigned attribut
     }
     if ((attributes & CHANNEL_INFO_CACHE) && !kind.cache) {
         snprintf(err, err_len,
-                 "Invalid info attribute cache: \"%s\" is not a cache channel; cache "
-                 "channels are not supported by the HTTP API yet",
+                 "Invalid info attribute cache: \"%s\" is not a cache channel; only channels "
+                 "whose names start with cache-, private-cache-, private-encrypted-cache- or "
+                 "presence-cache- keep their last event",
                  printable);
         return 400;
     }
@@ -261,14 +315,13 @@ static void http_channels_handle_channel(struct http_exchange *exchange)
         return;
     }
 
-    /* NOTE: nothing is cached yet, so a cache channel's response has no
-     * "cache" attribute, as Pusher's has none while the cache is empty. */
+    /* With info=cache, the counts are read first and the cached event
+     * after them (http_channels_on_channel queues that read). */
     const char *argv[] = {
         "EVAL", channel_info_script_counts, "0", exchange->api->cfg->prefix, exchange->app->id,
         exchange->channel,
     };
-    http_channels_send(exchange, attributes & ~CHANNEL_INFO_CACHE, 6, argv,
-                       http_channels_on_channel);
+    http_channels_send(exchange, attributes, 6, argv, http_channels_on_channel);
 }
 
 static void http_channels_handle_users(struct http_exchange *exchange)

@@ -60,6 +60,10 @@ struct http_metrics {
     uint64_t publish_unavailable;
     uint64_t publish_lost;
     uint64_t publish_rejected;
+    /* SET commands that stored the last event of a cache channel, and
+     * those that failed (lost with the connection or rejected). */
+    uint64_t cache_stored;
+    uint64_t cache_store_failures;
     struct metrics_histogram request_duration; /* seconds from dispatch to response */
 };
 

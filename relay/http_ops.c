@@ -56,6 +56,13 @@ static void http_ops_render_metrics(struct strbuf *out, const struct http_api *a
     metrics_write_counter(out, "herald_relay_publish_failures_total", NULL,
                           "reason=\"rejected\"", metrics->publish_rejected);
 
+    metrics_write_counter(out, "herald_relay_cache_stores_total",
+                          "SET commands that stored the last event of a cache channel for a "
+                          "trigger of the HTTP API, by result.",
+                          "result=\"stored\"", metrics->cache_stored);
+    metrics_write_counter(out, "herald_relay_cache_stores_total", NULL, "result=\"failed\"",
+                          metrics->cache_store_failures);
+
     metrics_write_counter(out, "herald_relay_redis_reconnects_total",
                           "Completed reconnects to Redis after a lost connection.", NULL,
                           publisher_reconnects(api->publisher));

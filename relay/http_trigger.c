@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 #include <json-c/json.h>
 
+#include "cache.h"
 #include "channel_info.h"
 #include "envelope.h"
 #include "http_internal.h"
@@ -46,6 +47,11 @@ struct http_trigger {
     size_t published;         /* acknowledged by Redis */
     bool lost;                /* a PUBLISH was never acknowledged */
     bool rejected;            /* Redis replied to a PUBLISH with an error */
+
+    /* SET commands that store the frame of each cache channel. */
+    size_t cache_total;  /* queued */
+    size_t cache_stored; /* acknowledged by Redis */
+    bool cache_lost;     /* a SET was never acknowledged */
 
     /* Distinct channels of the events that asked for info, and their
      * counts once read. The names point into `list`. */
@@ -160,6 +166,16 @@ static void http_trigger_finish(struct http_exchange *exchange)
                  "Redis unavailable, try again; the connection was lost after %zu of %zu "
                  "frames were published, so a retry delivers those again",
                  trigger->published, trigger->total);
+    } else if (trigger->cache_stored < trigger->cache_total) {
+        status = trigger->cache_lost ? 503 : 500;
+        snprintf(message, sizeof message,
+                 "All %zu frames were published, but the last event of %zu of %zu cache "
+                 "channels was not stored (%s), so new subscribers may get an older event or "
+                 "pusher:cache_miss; a retry delivers the events again",
+                 trigger->total, trigger->cache_total - trigger->cache_stored,
+                 trigger->cache_total,
+                 trigger->cache_lost ? "Redis unavailable" : "Redis rejected the SET, the relay "
+                                                             "log has the error");
     } else if (trigger->counts_state == COUNTS_LOST) {
         status = 503;
         snprintf(message, sizeof message,
@@ -211,6 +227,46 @@ static void http_trigger_on_published(void *arg, enum publish_result result)
 
     if (exchange->replies_pending == 0 && !exchange->submitting)
         http_trigger_finish(exchange);
+}
+
+static void http_trigger_on_cached(void *arg, const struct redisReply *reply)
+{
+    struct http_exchange *exchange = arg;
+    struct http_trigger *trigger = exchange->trigger;
+    struct http_metrics *metrics = &exchange->api->metrics;
+    exchange->replies_pending--;
+
+    if (cache_store_succeeded(reply)) {
+        trigger->cache_stored++;
+        metrics->cache_stored++;
+    } else {
+        /* An error reply is logged by the publisher. */
+        if (!reply)
+            trigger->cache_lost = true;
+        metrics->cache_store_failures++;
+    }
+
+    if (exchange->replies_pending == 0 && !exchange->submitting)
+        http_trigger_finish(exchange);
+}
+
+/* Queues the SET that keeps the frame in `envelope` as the last event of
+ * cache channel `channel`, right behind its PUBLISH, so the 200 response
+ * also confirms the event is stored. */
+static void http_trigger_queue_cache_store(struct http_exchange *exchange, const char *channel,
+                                           const struct strbuf *envelope)
+{
+    struct http_api *api = exchange->api;
+    struct http_trigger *trigger = exchange->trigger;
+
+    trigger->cache_total++;
+    exchange->replies_pending++;
+    if (cache_store(api->publisher, api->cfg->prefix, exchange->app->id, channel, envelope->data,
+                    envelope->len, api->cfg->cache_ttl, http_trigger_on_cached, exchange) != 0) {
+        exchange->replies_pending--;
+        trigger->cache_lost = true;
+        api->metrics.cache_store_failures++;
+    }
 }
 
 static void http_trigger_on_counts(void *arg, const struct redisReply *reply)
@@ -300,8 +356,9 @@ static void http_trigger_queue_counts(struct http_exchange *exchange)
     free(argv_len);
 }
 
-/* Renders every frame of the list once per channel and PUBLISHes it, then
- * queues the read of the counts when an event asked for info. */
+/* Renders every frame of the list once per channel and PUBLISHes it, with
+ * a SET of the frame behind each PUBLISH to a cache channel, then queues
+ * the read of the counts when an event asked for info. */
 static void http_trigger_publish(struct http_exchange *exchange)
 {
     struct http_api *api = exchange->api;
@@ -336,6 +393,9 @@ static void http_trigger_publish(struct http_exchange *exchange)
                 break;
             }
             trigger->queued++;
+
+            if (cache_channel(event->channels[c]))
+                http_trigger_queue_cache_store(exchange, event->channels[c], &envelope);
         }
     }
 

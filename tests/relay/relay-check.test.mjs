@@ -416,6 +416,31 @@ describe('herald-relay with a healthy Redis', () => {
     assert.equal(byChannel['private-orders.8'].frame.data, '{"x":2}');
   });
 
+  it('stores the frame of a cache channel', async () => {
+    const before = await readMetrics(relay.port);
+    const mark = subscriber.messages.length;
+    const response = await sdk(relay.port).trigger(['cache-ticker', 'news'], 'price-updated', { p: 101 },
+      { socket_id: '1.2' });
+    assert.equal(response.status, 200);
+
+    // The SET is acknowledged before the response, so the key is there now.
+    const key = `${PREFIX}cache:{${APP.id}:cache-ticker}`;
+    const stored = await redisCli(redisPort, 'GET', key);
+    const ttl = Number(await redisCli(redisPort, 'TTL', key));
+    assert.ok(ttl > 1790, `TTL ${ttl} is below the default cache_ttl of 1800 s`);
+    assert.ok(ttl <= 1800, `TTL ${ttl} is above the default cache_ttl of 1800 s`);
+    assert.equal(await redisCli(redisPort, 'EXISTS', `${PREFIX}cache:{${APP.id}:news}`), '0');
+
+    const messages = await waitFor('two PUBLISH', () => subscriber.since(mark).length >= 2 && subscriber.since(mark));
+    const published = messages.find((m) => m.topic === topicOf('cache-ticker'));
+    assert.equal(published.exclude, '1.2');
+    assert.equal(stored, published.frameText, 'the stored frame differs from the published one');
+
+    const after = await readMetrics(relay.port);
+    assert.equal(after['herald_relay_cache_stores_total{result="stored"}'] - before['herald_relay_cache_stores_total{result="stored"}'], 1);
+    assert.equal(after['herald_relay_cache_stores_total{result="failed"}'], 0);
+  });
+
   it('publishes to server-to-user channel', async () => {
     const mark = subscriber.messages.length;
     const response = await sdk(relay.port).sendToUser('7', 'notify', { hello: 'world' });
@@ -612,6 +637,26 @@ describe('herald-relay channel queries on seeded Redis', () => {
     }
   });
 
+  it('reports a cached event', async () => {
+    const port = relay.port;
+    const key = `${PREFIX}cache:{${APP.id}:cache-seeded}`;
+    await redisCli(redisPort, 'SET', key, '{"event":"price-updated","channel":"cache-seeded","data":"{\\"p\\":101}"}', 'EX', '60');
+
+    const response = await signedGet(port, '/channels/cache-seeded', { info: 'cache' });
+    assert.equal(response.status, 200, response.body);
+    const body = JSON.parse(response.body);
+    assert.equal(body.occupied, false);
+    assert.equal(body.cache.data, '{"p":101}');
+    assert.ok(body.cache.ttl > 50, `ttl ${body.cache.ttl} is far below 60`);
+    assert.ok(body.cache.ttl <= 60, `ttl ${body.cache.ttl} is above 60`);
+
+    await redisCli(redisPort, 'SET', key, 'not a frame', 'EX', '60');
+    const broken = await signedGet(port, '/channels/cache-seeded', { info: 'cache' });
+    assert.equal(broken.status, 500, broken.body);
+    assert.match(broken.body, /^Unexpected reply from Redis to the cached event query/);
+    await redisCli(redisPort, 'DEL', key);
+  });
+
   it('lists presence users', async () => {
     const response = await sdk(relay.port).get({ path: '/channels/presence-room.7/users' });
     assert.deepEqual(await response.json(), { users: [{ id: '7' }, { id: '8' }] });
@@ -630,7 +675,7 @@ describe('herald-relay channel queries on seeded Redis', () => {
       ['/channels', { info: 'members' }, 400, /Invalid info attribute "members"/],
       ['/channels/news', { info: 'user_count' }, 400, /^Invalid info attribute user_count: "news" is not a presence channel/],
       ['/channels/presence-room.7', { info: 'subscription_count' }, 400, /subscription_count: it is not available for presence channels/],
-      ['/channels/news', { info: 'cache' }, 400, /^Invalid info attribute cache: "news" is not a cache channel; cache channels are not supported by the HTTP API yet$/],
+      ['/channels/news', { info: 'cache' }, 400, /^Invalid info attribute cache: "news" is not a cache channel; only channels whose names start with cache-, private-cache-, private-encrypted-cache- or presence-cache- keep their last event$/],
       ['/channels/news/users', {}, 400, /^Invalid channel "news": users are only listed for presence channels$/],
       ['/channels/private-orders.7/users', {}, 400, /only listed for presence channels/],
       ['/channels/has%20space', {}, 400, /^Invalid channel "has space": a channel name uses only/],
