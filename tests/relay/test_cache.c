@@ -24,7 +24,7 @@ struct cache_reply {
 
 static void cache_reply_init(struct cache_reply *stored, const char *frame, long long ttl)
 {
-    memset(r, 0, sizeof *r);
+    memset(stored, 0, sizeof *stored);
     stored->frame.type = REDIS_REPLY_STRING;
     stored->frame.str = (char *)frame;
     stored->frame.len = strlen(frame);
