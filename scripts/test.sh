@@ -35,6 +35,7 @@ build/tests/unit/herald-unit-tests "${unit_args[@]}"
 
 step "Running the CUnit suites through ctest (common/ and the relay)"
 ctest --test-dir build --output-on-failure
+bash tests/fuzz/run.sh 15
 
 step "Running the integration tests against build-asan/"
 artifacts="$repo/tests/integration/artifacts"
