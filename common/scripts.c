@@ -5,6 +5,7 @@
  *   "p\n<app>\n<channel>\n<socket_id>"  presence membership of one socket
  *   "c\n<app>\n<channel>"               the node's subscription count
  *   "k\n<app>"                          the node's connection count of the app
+ *   "s\n<app>\n<user_id>\n<socket_id>"   a signed-in connection of a user
  * so that the node itself, or a survivor after it died, can undo it. */
 #define LUA_PRELUDE                                                                      \
     "local function tag(app, ch) return '{' .. app .. ':' .. ch .. '}' end\n"            \
@@ -98,9 +99,33 @@
     "  for part in string.gmatch(entry, '([^\\n]*)\\n?') do parts[#parts + 1] = part end\n" \
     "  return parts\n"                                                                   \
     "end\n"                                                                              \
+    "local function publish_watch(p, app, uid, name)\n"                                  \
+    "  local data = '{\"events\":[{\"name\":\"' .. name .. '\",\"user_ids\":[' ..\n"       \
+    "    cjson.encode(uid) .. ']}]}'\n"                                                  \
+    "  redis.call('PUBLISH', p .. 'ch:' .. tag(app, '#watchlist-' .. uid),\n"            \
+    "    'h1 - 0\\n{\"event\":\"pusher_internal:watchlist_events\",\"data\":' ..\n"        \
+    "    cjson.encode(data) .. '}')\n"                                                   \
+    "end\n"                                                                              \
+    "local function user_online(p, app, uid, sid, node)\n"                               \
+    "  local entry = 's\\n' .. app .. '\\n' .. uid .. '\\n' .. sid\n"                      \
+    "  if redis.call('SADD', p .. 'node-state:' .. node, entry) == 1 and\n"             \
+    "     redis.call('HINCRBY', p .. 'online:{' .. app .. '}', uid, 1) == 1 then\n"      \
+    "    publish_watch(p, app, uid, 'online')\n"                                        \
+    "  end\n"                                                                            \
+    "end\n"                                                                              \
+    "local function user_offline(p, app, uid, sid, node)\n"                              \
+    "  local entry = 's\\n' .. app .. '\\n' .. uid .. '\\n' .. sid\n"                      \
+    "  if redis.call('SREM', p .. 'node-state:' .. node, entry) == 0 then return end\n"  \
+    "  local key = p .. 'online:{' .. app .. '}'\n"                                      \
+    "  if redis.call('HINCRBY', key, uid, -1) <= 0 then\n"                               \
+    "    redis.call('HDEL', key, uid)\n"                                                 \
+    "    publish_watch(p, app, uid, 'offline')\n"                                       \
+    "  end\n"                                                                            \
+    "end\n"                                                                              \
     "local function undo_entry(p, node, entry)\n"                                        \
     "  local e = split(entry)\n"                                                         \
     "  if e[1] == 'p' then leave(p, e[2], e[3], e[4], node, '-')\n"                      \
+    "  elseif e[1] == 's' then user_offline(p, e[2], e[3], e[4], node)\n"                \
     "  elseif e[1] == 'c' then set_count(p, e[2], e[3], node, 0)\n"                      \
     "  elseif e[1] == 'k' then redis.call('HDEL', p .. 'conns:{' .. e[2] .. '}', node) end\n" \
     "end\n"
@@ -156,6 +181,11 @@ const char scripts_node_sync[] =
     "    wanted['p\\n' .. e[2] .. '\\n' .. e[3] .. '\\n' .. e[4]] = true\n"
     "    entries[#entries + 1] = e\n"
     "    i = i + 6\n"
+    "  elseif ARGV[i] == 's' then\n"
+    "    local e = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]}\n"
+    "    wanted['s\\n' .. e[2] .. '\\n' .. e[3] .. '\\n' .. e[4]] = true\n"
+    "    entries[#entries + 1] = e\n"
+    "    i = i + 4\n"
     "  else\n"
     "    local e = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]}\n"
     "    wanted['c\\n' .. e[2] .. '\\n' .. e[3]] = true\n"
@@ -170,6 +200,7 @@ const char scripts_node_sync[] =
     "end\n"
     "for _, e in ipairs(entries) do\n"
     "  if e[1] == 'p' then join(p, e[2], e[3], e[4], e[5], e[6], node, 0)\n"
+    "  elseif e[1] == 's' then user_online(p, e[2], e[3], e[4], node)\n"
     "  else set_count(p, e[2], e[3], node, tonumber(e[4])) end\n"
     "end\n"
     "return #entries\n";
@@ -209,3 +240,16 @@ const char scripts_app_connections[] =
     "  totals[#totals + 1] = total\n"
     "end\n"
     "return totals\n";
+
+const char scripts_user_online[] =
+    LUA_PRELUDE
+    "local p, app = ARGV[1], ARGV[2]\n"
+    "user_online(p, app, ARGV[3], ARGV[4], ARGV[5])\n"
+    "local key, online = p .. 'online:{' .. app .. '}', {}\n"
+    "for i = 6, #ARGV do online[#online + 1] = redis.call('HEXISTS', key, ARGV[i]) end\n"
+    "return online\n";
+
+const char scripts_user_offline[] =
+    LUA_PRELUDE
+    "user_offline(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])\n"
+    "return 1\n";

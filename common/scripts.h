@@ -64,4 +64,19 @@ extern const char scripts_node_reap[];
  * node) and returns each app's total across the cluster, in order. */
 extern const char scripts_app_connections[];
 
+/* Watchlists: P online:{app} counts each user's signed-in connections
+ * across the cluster. When a user's count goes from 0 to 1 or from 1 to 0,
+ * the scripts publish pusher_internal:watchlist_events ("online" or
+ * "offline") on the internal channel "#watchlist-<user_id>", which the
+ * connections watching that user subscribe to. */
+
+/* ARGV: prefix, app, user_id, socket_id, node_id, then watched user ids.
+ * Records a signed-in connection and returns, per watched id, 1 when that
+ * user is online and 0 when not. */
+extern const char scripts_user_online[];
+
+/* ARGV: prefix, app, user_id, socket_id, node_id
+ * Forgets a signed-in connection that closed. */
+extern const char scripts_user_offline[];
+
 #endif

@@ -11,6 +11,7 @@
 #include "gateway.h"
 #include "hashmap.h"
 #include "keys.h"
+#include "liveness.h"
 #include "log.h"
 #include "scripts.h"
 #include "stats.h"
@@ -44,7 +45,8 @@ struct channel {
     uint32_t pending; /* subscribers still waiting for subscription_succeeded */
 
     uint8_t state;
-    bool cache; /* a cache channel: new subscribers get the last event */
+    bool cache;    /* a cache channel: new subscribers get the last event */
+    bool internal; /* a gateway-internal channel such as a user's watchlist topic */
 };
 
 /* topic -> struct channel */
@@ -78,6 +80,7 @@ static struct channel *channel_create(const struct app_config *app, const char *
     ch->topic[topic_len] = '\0';
     ch->topic_len = topic_len;
     ch->cache = channel_classify(name).cache;
+    ch->internal = strncmp(name, CHANNELS_WATCHLIST_PREFIX, strlen(CHANNELS_WATCHLIST_PREFIX)) == 0;
     hashmap_put(&channel_index, ch->topic, ch->topic_len, ch);
     return ch;
 }
@@ -216,6 +219,10 @@ static void send_subscription_count(const struct app_config *app, const char *na
 
 static void publish_subscription_count(const struct channel *ch)
 {
+    /* Internal channels are not channels of the app: no counts, no
+     * occupancy, no webhooks. */
+    if (ch->internal)
+        return;
     send_subscription_count(ch->app, ch->name, ch->count);
 }
 
@@ -234,6 +241,10 @@ static void send_subscription_succeeded(struct connection *conn, struct channel 
  * one is confirmed at once, a presence one starts its join script. */
 static void confirm_subscription(struct connection *conn, struct subscription *sub)
 {
+    if (sub->channel->internal) {
+        sub->state = SUBSCRIPTION_ACTIVE;
+        return;
+    }
     if (!sub->member) {
         sub->state = SUBSCRIPTION_ACTIVE;
         send_subscription_succeeded(conn, sub->channel);
@@ -581,6 +592,12 @@ void channels_leave_presence(void)
     }
 }
 
+static bool is_signed_in(struct connection *conn, void *arg)
+{
+    (void)arg;
+    return conn->user_id != NULL;
+}
+
 /* Appends the arguments of one state entry for the node sync script. */
 static void push_args(const char ***argv, int *argc, int *capacity, const char **items, int n)
 {
@@ -629,12 +646,23 @@ void channels_sync_node_state(void)
         }
     }
 
+    /* Signed-in connections, for the watchlists' online state. */
+    size_t signed_capacity = gateway.connection_count ? gateway.connection_count : 1;
+    struct connection **signed_in = checked_realloc(NULL, signed_capacity * sizeof *signed_in);
+    size_t signed_count = liveness_find(is_signed_in, NULL, signed_in, signed_capacity);
+    for (size_t i = 0; i < signed_count; i++) {
+        const char *entry[] = { "s", signed_in[i]->app->id, signed_in[i]->user_id,
+                                signed_in[i]->socket_id };
+        push_args(&argv, &argc, &capacity, entry, 4);
+    }
+
     /* NOTE: one script call carries the whole node state; a node with
      * hundreds of thousands of presence members would block Redis for a
      * noticeable time here and should send it in batches. */
     store_eval(scripts_node_sync, argc, argv, NULL, NULL, NULL);
     free(argv);
     free(counts);
+    free(signed_in);
 
     /* Joins that were waiting for Redis go out after the sync, in order. */
     cursor = 0;

@@ -13,6 +13,10 @@
 #include "connection.h"
 #include "presence.h"
 
+/* Prefix of the internal channel on which a user's online and offline
+ * watchlist events arrive; never visible to clients. */
+#define CHANNELS_WATCHLIST_PREFIX "#watchlist-"
+
 void channels_init(void);
 void channels_shutdown(void);
 

@@ -14,6 +14,7 @@
 
 struct cache_fetch;
 struct channel;
+struct watchlist_request;
 struct presence_member;
 
 enum subscription_state {
@@ -73,6 +74,7 @@ struct connection {
     /* User authentication: set by a successful pusher:signin. */
     char *user_id;
     char *user_info; /* JSON text, or "" */
+    struct watchlist_request *watchlist; /* initial watchlist state in flight */
 
     /* Sign-in deadline list, for apps that require user authentication:
      * intrusive FIFO ordered by connection time. */

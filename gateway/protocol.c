@@ -427,8 +427,8 @@ static void handle_signin(struct connection *conn, json_object *frame)
         goto done;
     }
 
-    /* user_data: an object with a non-empty string id; user_info optional.
-     * TODO: watchlist online/offline events. */
+    /* user_data: an object with a non-empty string id; user_info and
+     * watchlist are optional. */
     parsed = json_tokener_parse(user_data);
     const char *id = json_object_is_type(parsed, json_type_object) ? string_member(parsed, "id")
                                                                    : NULL;
@@ -458,7 +458,10 @@ static void handle_signin(struct connection *conn, json_object *frame)
             abort();
         }
     }
-    users_signed_in(conn);
+    json_object *watchlist = NULL;
+    if (!json_object_object_get_ex(parsed, "watchlist", &watchlist) ||
+        !json_object_is_type(watchlist, json_type_array))
+        watchlist = NULL;
 
     /* signin_success carries the user_data string exactly as the client
      * sent it. */
@@ -472,6 +475,7 @@ static void handle_signin(struct connection *conn, json_object *frame)
     connection_send_frame(conn, reply.data, reply.len);
     strbuf_free(&inner);
     strbuf_free(&reply);
+    users_signed_in(conn, watchlist);
     log_debug("signed in socket_id=%s app=%s user_id=%s", conn->socket_id, conn->app->id,
               conn->user_id);
 

@@ -397,6 +397,7 @@ static void handle_closed(struct connection *conn)
     }
     liveness_untrack(conn);
     users_untrack(conn);
+    users_connection_closed(conn);
     channels_unsubscribe_all(conn);
     message_queue_clear(&conn->outbound);
     free(conn->rx_buffer);

@@ -31,6 +31,7 @@ struct known_script {
 static struct known_script known_scripts[] = {
     { scripts_presence_join, "" }, { scripts_presence_leave, "" }, { scripts_channel_count, "" },
     { scripts_node_sync, "" },     { scripts_node_reap, "" },     { scripts_app_connections, "" },
+    { scripts_user_online, "" },   { scripts_user_offline, "" },
 };
 
 #define KNOWN_SCRIPT_COUNT (sizeof known_scripts / sizeof known_scripts[0])

@@ -1,15 +1,20 @@
 #include "users.h"
 
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus.h"
+#include "channels.h"
 #include "envelope.h"
+#include "frame.h"
 #include "gateway.h"
 #include "keys.h"
 #include "liveness.h"
 #include "log.h"
+#include "scripts.h"
+#include "store.h"
 
 #define SIGNIN_TICK_MS 1000
 
@@ -56,9 +61,154 @@ void users_track_unsigned(struct connection *conn)
     pending_tail = conn;
 }
 
-void users_signed_in(struct connection *conn)
+/* ---- watchlists ------------------------------------------------------ */
+
+struct watchlist_request {
+    struct connection *conn;
+    char **ids;
+    size_t count;
+    bool cancelled; /* the connection closed; ignore the reply */
+};
+
+static void watchlist_request_free(struct watchlist_request *request)
+{
+    for (size_t i = 0; i < request->count; i++)
+        free(request->ids[i]);
+    free(request->ids);
+    free(request);
+}
+
+static void append_event_group(struct strbuf *data, const char *name, char **ids,
+                               const bool *online, size_t count, bool want_online, bool *first)
+{
+    bool any = false;
+    for (size_t i = 0; i < count; i++) {
+        if (online[i] != want_online)
+            continue;
+        if (!any) {
+            if (!*first)
+                strbuf_append_char(data, ',');
+            strbuf_appendf(data, "{\"name\":\"%s\",\"user_ids\":[", name);
+            *first = false;
+        } else {
+            strbuf_append_char(data, ',');
+        }
+        strbuf_append_json_string(data, ids[i], strlen(ids[i]));
+        any = true;
+    }
+    if (any)
+        strbuf_append_str(data, "]}");
+}
+
+/* Sends the watched users' current state, as returned by the script. */
+static void on_watchlist_state(redisReply *reply, void *privdata)
+{
+    struct watchlist_request *request = privdata;
+    if (request->cancelled || !reply || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != request->count) {
+        if (!request->cancelled)
+            request->conn->watchlist = NULL;
+        watchlist_request_free(request);
+        return;
+    }
+    request->conn->watchlist = NULL;
+
+    bool *online = calloc(request->count ? request->count : 1, sizeof *online);
+    if (!online) {
+        log_error("out of memory answering a watchlist");
+        abort();
+    }
+    for (size_t i = 0; i < request->count; i++)
+        online[i] = reply->element[i]->type == REDIS_REPLY_INTEGER && reply->element[i]->integer;
+
+    struct strbuf data, frame;
+    strbuf_init(&data);
+    strbuf_init(&frame);
+    bool first = true;
+    strbuf_append_str(&data, "{\"events\":[");
+    append_event_group(&data, "online", request->ids, online, request->count, true, &first);
+    append_event_group(&data, "offline", request->ids, online, request->count, false, &first);
+    strbuf_append_str(&data, "]}");
+    frame_render_event(&frame, "pusher_internal:watchlist_events", NULL, data.data, data.len, NULL);
+    connection_send_frame(request->conn, frame.data, frame.len);
+    strbuf_free(&data);
+    strbuf_free(&frame);
+    free(online);
+    watchlist_request_free(request);
+}
+
+void users_signed_in(struct connection *conn, json_object *watchlist)
 {
     pending_remove(conn);
+
+    size_t total = watchlist ? json_object_array_length(watchlist) : 0;
+    size_t count = total > USERS_WATCHLIST_MAX ? USERS_WATCHLIST_MAX : total;
+    struct watchlist_request *request = calloc(1, sizeof *request);
+    const char **argv = calloc(5 + count, sizeof *argv);
+    if (!request || !argv || !(request->ids = calloc(count ? count : 1, sizeof *request->ids))) {
+        log_error("out of memory signing in socket_id=%s", conn->socket_id);
+        abort();
+    }
+    request->conn = conn;
+
+    /* Subscribe before asking for the state, so no change between the two
+     * is lost; a change that lands in both arrives twice, which the
+     * client's online set absorbs. */
+    struct strbuf name;
+    strbuf_init(&name);
+    for (size_t i = 0; i < count; i++) {
+        json_object *item = json_object_array_get_idx(watchlist, i);
+        if (!json_object_is_type(item, json_type_string))
+            continue;
+        const char *id = json_object_get_string(item);
+        if (!id[0] || strlen(id) > 128)
+            continue;
+        request->ids[request->count++] = strdup(id);
+        strbuf_reset(&name);
+        strbuf_appendf(&name, CHANNELS_WATCHLIST_PREFIX "%s", id);
+        channels_subscribe(conn, name.data, NULL);
+    }
+    strbuf_free(&name);
+
+    argv[0] = gateway.config.prefix;
+    argv[1] = conn->app->id;
+    argv[2] = conn->user_id;
+    argv[3] = conn->socket_id;
+    argv[4] = gateway.node_id;
+    for (size_t i = 0; i < request->count; i++)
+        argv[5 + i] = request->ids[i];
+
+    bool wants_state = watchlist != NULL && request->count > 0;
+    if (store_eval(scripts_user_online, (int)(5 + request->count), argv, NULL,
+                   wants_state ? on_watchlist_state : NULL, wants_state ? request : NULL) == 0 &&
+        wants_state)
+        conn->watchlist = request;
+    else
+        watchlist_request_free(request);
+    free(argv);
+
+    if (total > USERS_WATCHLIST_MAX) {
+        char message[128];
+        snprintf(message, sizeof message,
+                 "Watchlist limit exceeded: only the first %d user ids are watched",
+                 USERS_WATCHLIST_MAX);
+        connection_send_error(conn, 4302, message);
+    }
+}
+
+void users_connection_closed(struct connection *conn)
+{
+    if (conn->watchlist) {
+        conn->watchlist->cancelled = true;
+        conn->watchlist = NULL;
+    }
+    if (!conn->user_id)
+        return;
+    const char *argv[] = { gateway.config.prefix, conn->app->id, conn->user_id, conn->socket_id,
+                           gateway.node_id };
+    /* When Redis is down this is lost; the node sync after the reconnect
+     * removes every signed-in connection this node no longer has. */
+    store_eval(scripts_user_offline, 5, argv, NULL, NULL, NULL);
 }
 
 void users_untrack(struct connection *conn)

@@ -4,6 +4,7 @@
 #ifndef HERALD_GATEWAY_USERS_H
 #define HERALD_GATEWAY_USERS_H
 
+#include <json-c/json.h>
 #include <stddef.h>
 
 #include "connection.h"
@@ -15,11 +16,21 @@ void users_stop(void);
  * user authentication. */
 void users_track_unsigned(struct connection *conn);
 
-/* Records a successful sign-in; the caller has set conn->user_id. */
-void users_signed_in(struct connection *conn);
+/* Most user ids one watchlist may hold, as on Pusher. */
+#define USERS_WATCHLIST_MAX 100
 
-/* Forgets a closing connection. */
+/* Records a successful sign-in (the caller has set conn->user_id): ends
+ * the sign-in deadline and marks the user online across the cluster. For
+ * a `watchlist` (user_data's array, or NULL) it subscribes the connection
+ * to the watched users' online and offline events and sends their current
+ * state in one pusher_internal:watchlist_events. */
+void users_signed_in(struct connection *conn, json_object *watchlist);
+
+/* Stops the sign-in deadline of a connection that is closing. */
 void users_untrack(struct connection *conn);
+
+/* Marks a closed, signed-in connection offline across the cluster. */
+void users_connection_closed(struct connection *conn);
 
 /* Subscribes the control topic of every configured app; called on every
  * pub/sub (re)connect. */
