@@ -225,6 +225,10 @@ static void set_defaults(struct herald_config *cfg)
     cfg->max_outbound_queue_bytes = 262144;
     cfg->auth_timestamp_window = 600;
     cfg->max_request_body_bytes = 262144;
+    cfg->laravel_ingest = false;
+    cfg->laravel_redis_prefix = config_strdup("laravel_database_");
+    cfg->laravel_app_id = NULL;
+    cfg->ingest_lease_ms = 5000;
 }
 
 static void add_development_app(struct herald_config *cfg)
@@ -308,6 +312,8 @@ void config_free(struct herald_config *cfg)
     free(cfg->prefix);
     free(cfg->gateway_host);
     free(cfg->relay_host);
+    free(cfg->laravel_redis_prefix);
+    free(cfg->laravel_app_id);
     free_apps(cfg->apps, cfg->app_count);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -326,6 +332,7 @@ enum setting_kind {
     SETTING_POSITIVE,  /* integer 1..INT_MAX: seconds or bytes */
     SETTING_BOOL,
     SETTING_LOG_LEVEL, /* "debug", "info", "warn" or "error" */
+    SETTING_TEXT,      /* string without control characters, possibly empty */
 };
 
 struct setting {
@@ -333,6 +340,7 @@ struct setting {
     const char *env;  /* environment variable */
     enum setting_kind kind;
     size_t offset;    /* of the field in struct herald_config */
+    int min;          /* smallest SETTING_POSITIVE value; 0 means 1 */
     int max;          /* largest SETTING_POSITIVE value; 0 means INT_MAX */
 };
 
@@ -350,6 +358,10 @@ struct setting {
 /* The relay sends webhook_claim_idle to Redis (XAUTOCLAIM) in milliseconds
  * in an int. */
 #define WEBHOOK_CLAIM_IDLE_MAX (INT_MAX / 1000)
+
+/* The ingest lease is renewed every third of its lifetime, so a lease
+ * below 100 ms would mean a Redis round trip every few milliseconds. */
+#define INGEST_LEASE_MS_MIN 100
 
 /* Each entry names its field, its environment variable (spelled out,
  * because the preprocessor cannot upper-case) and its kind. */
@@ -383,6 +395,11 @@ static const struct setting settings[] = {
     SETTING(max_outbound_queue_bytes, "HERALD_MAX_OUTBOUND_QUEUE_BYTES", SETTING_POSITIVE),
     SETTING(auth_timestamp_window, "HERALD_AUTH_TIMESTAMP_WINDOW", SETTING_POSITIVE),
     SETTING(max_request_body_bytes, "HERALD_MAX_REQUEST_BODY_BYTES", SETTING_POSITIVE),
+    SETTING(laravel_ingest, "HERALD_LARAVEL_INGEST", SETTING_BOOL),
+    SETTING(laravel_redis_prefix, "HERALD_LARAVEL_REDIS_PREFIX", SETTING_TEXT),
+    SETTING(laravel_app_id, "HERALD_LARAVEL_APP_ID", SETTING_TEXT),
+    SETTING(ingest_lease_ms, "HERALD_INGEST_LEASE_MS", SETTING_POSITIVE,
+            .min = INGEST_LEASE_MS_MIN),
 };
 
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
@@ -398,7 +415,8 @@ static const struct setting *find_setting(const char *name)
 
 static bool setting_takes_string(enum setting_kind kind)
 {
-    return kind == SETTING_HOST || kind == SETTING_PREFIX || kind == SETTING_LOG_LEVEL;
+    return kind == SETTING_HOST || kind == SETTING_PREFIX || kind == SETTING_LOG_LEVEL ||
+           kind == SETTING_TEXT;
 }
 
 static int store_setting_string(struct herald_config *cfg, const struct setting *s,
@@ -421,6 +439,15 @@ static int store_setting_string(struct herald_config *cfg, const struct setting 
                 return config_fail(err, err_len,
                                    "%s: must not contain '{' or '}', which Redis Cluster "
                                    "reads as a hash tag", where);
+            if (iscntrl((unsigned char)*p))
+                return config_fail(err, err_len, "%s: must not contain control characters",
+                                   where);
+        }
+        replace_string(field, value);
+        return 0;
+
+    case SETTING_TEXT:
+        for (const char *p = value; *p; p++) {
             if (iscntrl((unsigned char)*p))
                 return config_fail(err, err_len, "%s: must not contain control characters",
                                    where);
@@ -452,9 +479,10 @@ static int store_setting_int(struct herald_config *cfg, const struct setting *s,
         return config_fail(err, err_len, "%s: must be a port from 1 to 65535, got %lld", where,
                            value);
     int max = s->max > 0 ? s->max : INT_MAX;
-    if (s->kind == SETTING_POSITIVE && (value < 1 || value > max))
-        return config_fail(err, err_len, "%s: must be an integer from 1 to %d, got %lld", where,
-                           max, value);
+    int min = s->min > 0 ? s->min : 1;
+    if (s->kind == SETTING_POSITIVE && (value < min || value > max))
+        return config_fail(err, err_len, "%s: must be an integer from %d to %d, got %lld", where,
+                           min, max, value);
     *field = (int)value;
     return 0;
 }
@@ -1213,7 +1241,7 @@ static int apply_environment(struct herald_config *cfg, char *err, size_t err_le
  * Public API
  * ------------------------------------------------------------------------ */
 
-static int finish_load(struct herald_config *cfg, int rc)
+static int finish_load(struct herald_config *cfg, int rc, char *err, size_t err_len)
 {
     if (rc != 0) {
         config_free(cfg);
@@ -1221,6 +1249,17 @@ static int finish_load(struct herald_config *cfg, int rc)
     }
     if (cfg->app_count == 0)
         add_development_app(cfg);
+
+    /* Checked once every source is applied, because HERALD_APPS may
+     * replace the apps of the file. */
+    if (cfg->laravel_app_id && !config_find_app_by_id(cfg, cfg->laravel_app_id)) {
+        config_fail(err, err_len,
+                    "laravel_app_id: no configured app has the id \"%s\"; set it to the id of "
+                    "the app that Laravel broadcasts for",
+                    cfg->laravel_app_id);
+        config_free(cfg);
+        return -1;
+    }
     return 0;
 }
 
@@ -1233,13 +1272,13 @@ int config_load(struct herald_config *cfg, const char *path, char *err, size_t e
         rc = apply_file(cfg, path, err, err_len);
     if (rc == 0)
         rc = apply_environment(cfg, err, err_len);
-    return finish_load(cfg, rc);
+    return finish_load(cfg, rc, err, err_len);
 }
 
 int config_load_string(struct herald_config *cfg, const char *json, char *err, size_t err_len)
 {
     set_defaults(cfg);
-    return finish_load(cfg, apply_string(cfg, json, "", "document", err, err_len));
+    return finish_load(cfg, apply_string(cfg, json, "", "document", err, err_len), err, err_len);
 }
 
 const struct app_config *config_find_app_by_key(const struct herald_config *cfg, const char *key)
@@ -1251,6 +1290,13 @@ const struct app_config *config_find_app_by_key(const struct herald_config *cfg,
             return &cfg->apps[i];
     }
     return NULL;
+}
+
+const struct app_config *config_laravel_app(const struct herald_config *cfg)
+{
+    if (cfg->laravel_app_id)
+        return config_find_app_by_id(cfg, cfg->laravel_app_id);
+    return &cfg->apps[0];
 }
 
 const struct app_config *config_find_app_by_id(const struct herald_config *cfg, const char *id)

@@ -113,6 +113,12 @@ struct herald_config {
     int auth_timestamp_window; /* seconds of clock skew accepted on HTTP API requests */
     int max_request_body_bytes; /* HTTP API body cap */
 
+    /* Ingest of Laravel's redis broadcaster by the relay that holds the lease. */
+    bool laravel_ingest;
+    char *laravel_redis_prefix; /* Laravel's Redis prefix, in front of each channel name */
+    char *laravel_app_id;       /* app of the ingested events; NULL for the first app */
+    int ingest_lease_ms;        /* lifetime of the ingest lease unless its holder renews it */
+
     struct app_config *apps;
     size_t app_count;
     bool using_development_app; /* true when the built-in app-1 is in use */
@@ -131,5 +137,10 @@ void config_free(struct herald_config *cfg);
 
 const struct app_config *config_find_app_by_key(const struct herald_config *cfg, const char *key);
 const struct app_config *config_find_app_by_id(const struct herald_config *cfg, const char *id);
+
+/* Returns the app that events ingested from Laravel's redis broadcaster
+ * belong to: the one named by laravel_app_id, or else the first app.
+ * config_load has checked that it exists. */
+const struct app_config *config_laravel_app(const struct herald_config *cfg);
 
 #endif

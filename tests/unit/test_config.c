@@ -16,6 +16,8 @@ static const char *const herald_env_names[] = {
     "HERALD_AUTH_TIMESTAMP_WINDOW", "HERALD_MAX_REQUEST_BODY_BYTES", "HERALD_REDIS_URL",
     "HERALD_REDIS_PASSWORD", "HERALD_APPS", "HERALD_WEBHOOK_BATCH_SIZE",
     "HERALD_WEBHOOK_RETRY_INITIAL_MS", "HERALD_WEBHOOK_RETRY_MAX_MS", "HERALD_WEBHOOK_CLAIM_IDLE",
+    "HERALD_LARAVEL_INGEST", "HERALD_LARAVEL_REDIS_PREFIX", "HERALD_LARAVEL_APP_ID",
+    "HERALD_INGEST_LEASE_MS",
 };
 
 static void clear_herald_env(void)
@@ -509,6 +511,79 @@ static void test_webhook_delivery_settings(void)
                  "got 0");
     EXPECT_ERROR("{\"webhook_claim_idle\":2147484}",
                  "config: webhook_claim_idle: must be an integer from 1 to 2147483, got 2147484");
+}
+
+static void test_laravel_ingest_settings(void)
+{
+    clear_herald_env();
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+
+    ASSERT_INT_EQ(config_load_string(&cfg, "{\"apps\":[{\"id\":\"a\",\"key\":\"k\","
+                                     "\"secret\":\"s\"},{\"id\":\"b\",\"key\":\"l\","
+                                     "\"secret\":\"t\"}]}",
+                                     err, sizeof err), 0);
+    CU_ASSERT_FALSE(cfg.laravel_ingest);
+    ASSERT_STR_EQ(cfg.laravel_redis_prefix, "laravel_database_");
+    CU_ASSERT_PTR_NULL(cfg.laravel_app_id);
+    ASSERT_INT_EQ(cfg.ingest_lease_ms, 5000);
+    ASSERT_STR_EQ(config_laravel_app(&cfg)->id, "a");
+    config_free(&cfg);
+
+    ASSERT_INT_EQ(config_load_string(&cfg,
+                                     "{\"laravel_ingest\":true,\"laravel_redis_prefix\":"
+                                     "\"laravel-database-\",\"laravel_app_id\":\"b\","
+                                     "\"ingest_lease_ms\":100,\"apps\":[{\"id\":\"a\","
+                                     "\"key\":\"k\",\"secret\":\"s\"},{\"id\":\"b\","
+                                     "\"key\":\"l\",\"secret\":\"t\"}]}",
+                                     err, sizeof err), 0);
+    CU_ASSERT_TRUE(cfg.laravel_ingest);
+    ASSERT_STR_EQ(cfg.laravel_redis_prefix, "laravel-database-");
+    ASSERT_STR_EQ(cfg.laravel_app_id, "b");
+    ASSERT_INT_EQ(cfg.ingest_lease_ms, 100);
+    ASSERT_STR_EQ(config_laravel_app(&cfg)->id, "b");
+    config_free(&cfg);
+
+    /* An empty Laravel prefix is valid: REDIS_PREFIX may be set to "". */
+    ASSERT_INT_EQ(config_load_string(&cfg, "{\"laravel_redis_prefix\":\"\"}", err, sizeof err),
+                  0);
+    ASSERT_STR_EQ(cfg.laravel_redis_prefix, "");
+    ASSERT_STR_EQ(config_laravel_app(&cfg)->id, "app-1");
+    config_free(&cfg);
+
+    setenv("HERALD_LARAVEL_INGEST", "yes", 1);
+    setenv("HERALD_LARAVEL_REDIS_PREFIX", "{shop}:", 1);
+    setenv("HERALD_LARAVEL_APP_ID", "app-1", 1);
+    setenv("HERALD_INGEST_LEASE_MS", "2500", 1);
+    ASSERT_INT_EQ(config_load(&cfg, NULL, err, sizeof err), 0);
+    CU_ASSERT_TRUE(cfg.laravel_ingest);
+    ASSERT_STR_EQ(cfg.laravel_redis_prefix, "{shop}:");
+    ASSERT_STR_EQ(cfg.laravel_app_id, "app-1");
+    ASSERT_INT_EQ(cfg.ingest_lease_ms, 2500);
+    config_free(&cfg);
+
+    /* HERALD_APPS replaces the file's apps, so the id is checked last. */
+    setenv("HERALD_APPS", "[{\"id\":\"c\",\"key\":\"m\",\"secret\":\"u\"}]", 1);
+    CU_ASSERT_EQUAL(config_load(&cfg, NULL, err, sizeof err), -1);
+    ASSERT_STR_EQ(err, "config: laravel_app_id: no configured app has the id \"app-1\"; set it "
+                       "to the id of the app that Laravel broadcasts for");
+    CU_ASSERT_TRUE(config_is_zeroed(&cfg));
+    clear_herald_env();
+
+    EXPECT_ERROR("{\"laravel_app_id\":\"nope\"}",
+                 "config: laravel_app_id: no configured app has the id \"nope\"; set it to the "
+                 "id of the app that Laravel broadcasts for");
+    EXPECT_ERROR("{\"laravel_app_id\":\"\"}",
+                 "config: laravel_app_id: no configured app has the id \"\"; set it to the id "
+                 "of the app that Laravel broadcasts for");
+    EXPECT_ERROR("{\"ingest_lease_ms\":99}",
+                 "config: ingest_lease_ms: must be an integer from 100 to 2147483647, got 99");
+    EXPECT_ERROR("{\"laravel_redis_prefix\":\"a\\nb\"}",
+                 "config: laravel_redis_prefix: must not contain control characters");
+    EXPECT_ERROR("{\"laravel_ingest\":\"true\"}",
+                 "config: laravel_ingest: expected true or false, got a string");
+    EXPECT_ERROR("{\"laravel_redis_prefix\":7}",
+                 "config: laravel_redis_prefix: expected a string, got an integer");
 }
 
 static void test_unknown_app_key(void)
@@ -1080,6 +1155,7 @@ CU_ErrorCode test_config_register(void)
         { "webhooks parsed", test_webhooks_parsed },
         { "webhook errors", test_webhook_errors },
         { "webhook delivery settings", test_webhook_delivery_settings },
+        { "laravel ingest settings", test_laravel_ingest_settings },
         { "duplicate app key", test_duplicate_app_key },
         { "duplicate app id", test_duplicate_app_id },
         { "missing and empty app fields", test_missing_and_empty_app_fields },
