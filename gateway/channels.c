@@ -18,7 +18,7 @@
 #include "store.h"
 #include "users.h"
 
-/* Where this gateway stands with Redis for one channel's topic. */
+/* State of this gateway's Redis subscription to one channel's topic. */
 enum topic_state {
     TOPIC_IDLE = 0,      /* not subscribed in Redis */
     TOPIC_SUBSCRIBING,   /* SUBSCRIBE sent, confirmation pending */

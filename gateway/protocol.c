@@ -26,10 +26,10 @@
  * legitimate frame needs it. */
 #define JSON_MAX_DEPTH 16
 
-/* Longest part of client input quoted back in an error message. */
+/* Maximum length of client input quoted back in an error message. */
 #define QUOTE_MAX 200
 
-/* Longest presence user_id, as on Pusher. */
+/* Maximum length of a presence user_id, as on Pusher. */
 #define USER_ID_MAX 128
 
 static struct message *pong_frame;
@@ -152,7 +152,7 @@ static void send_subscription_error(struct connection *conn, const char *channel
 }
 
 /* Returns the frame's `data` as an object. Clients send an object; a string
- * that holds a JSON object is accepted too. A parsed string is stored in
+ * that contains a JSON object is accepted too. A parsed string is stored in
  * *owned, which the caller releases. */
 static json_object *data_object(json_object *frame, json_object **owned)
 {
@@ -208,7 +208,7 @@ static bool number_text_present(const char *text, const char *key, const char *d
 
 /* Parses presence channel_data: an object with user_id (string, or integer
  * taken in its decimal form) and optional user_info (any JSON value).
- * Answers a subscription error and returns NULL when it is unusable. */
+ * Sends a subscription error and returns NULL when it is unusable. */
 static struct presence_member *parse_channel_data(struct connection *conn, const char *channel,
                                                   const char *channel_data)
 {

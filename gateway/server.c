@@ -80,11 +80,12 @@ void connection_queue(struct connection *conn, struct message *m)
     }
 }
 
-/* Writes the frames of `conn` with one writev straight to the socket.
- * Only when libwebsockets has nothing buffered for it, so the stream stays
- * in order; a frame the kernel takes only in part is handed to
- * libwebsockets as raw bytes, which it buffers and sends before anything
- * else. TLS connections and anything unusual take the writable callback. */
+/* Writes the frames of `conn` with one writev straight to the socket. This
+ * happens only when libwebsockets has nothing buffered for the connection,
+ * so the stream stays in order. A frame the kernel takes only in part is
+ * handed to libwebsockets as raw bytes, which it buffers and sends before
+ * anything else. TLS connections and other cases use the writable
+ * callback. */
 static void flush_connection(struct connection *conn)
 {
     struct lws *wsi = conn->wsi;
