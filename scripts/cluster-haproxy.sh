@@ -229,6 +229,9 @@ frontend public
 backend gateways
     balance leastconn
 $(write_health_check "$gateway_check")
+    retries 3
+    retry-on conn-failure empty-response response-timeout
+    option redispatch 1
     default-server check inter 2s fall 2 rise 2
 CONFIG
   local index
