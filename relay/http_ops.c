@@ -8,6 +8,7 @@
 #include "http_internal.h"
 #include "metrics.h"
 #include "strbuf.h"
+#include "webhook.h"
 
 #define HTTP_OPS_CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
 #define HTTP_OPS_CONTENT_TYPE_METRICS "text/plain; version=0.0.4"
@@ -69,6 +70,8 @@ static void http_ops_render_metrics(struct strbuf *out, const struct http_api *a
     metrics_write_gauge(out, "herald_relay_ready",
                         "1 when Redis is connected and the relay is not draining.",
                         publisher_ready(api->publisher) && !api->draining ? 1 : 0);
+
+    webhook_render_metrics(out);
 }
 
 void http_ops_handle(struct http_exchange *exchange)

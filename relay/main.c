@@ -1,5 +1,6 @@
 /* herald-relay: serves the Pusher HTTP API and publishes each triggered
- * event into Redis, where the gateways deliver it to their clients.
+ * event into Redis, where the gateways deliver it to their clients. It also
+ * delivers the webhook jobs the gateways queue in Redis (webhook.h).
  *
  * This file contains the process: flags, configuration, the event loop and
  * the shutdown sequence. On SIGTERM or SIGINT the relay stops accepting
@@ -20,6 +21,7 @@
 #include "http_api.h"
 #include "log.h"
 #include "publisher.h"
+#include "webhook.h"
 
 /* After this, requests still waiting for Redis get 503 so the process can
  * exit before the orchestrator's SIGKILL (30 s by default in Kubernetes). */
@@ -32,6 +34,7 @@ struct relay {
     struct herald_config cfg;
     struct publisher *publisher;
     struct http_api *api;
+    struct webhook_dispatcher *webhooks;
 
     struct event *sigterm_event;
     struct event *sigint_event;
@@ -135,6 +138,8 @@ static void relay_stop(struct relay *relay)
 
     http_api_free(relay->api);
     relay->api = NULL;
+    webhook_dispatcher_free(relay->webhooks);
+    relay->webhooks = NULL;
     publisher_free(relay->publisher);
     relay->publisher = NULL;
 
@@ -203,6 +208,7 @@ static void relay_on_signal(evutil_socket_t signal_number, short what, void *arg
     log_info("shutdown: %s received; no longer accepting connections, %zu requests in flight",
              name, http_api_in_flight(relay->api));
     http_api_drain(relay->api, relay_on_drained, relay);
+    webhook_dispatcher_stop(relay->webhooks);
 
     struct timeval deadline = { RELAY_DRAIN_TIMEOUT_S, 0 };
     evtimer_add(relay->drain_deadline, &deadline);
@@ -266,6 +272,10 @@ static int relay_start(struct relay *relay)
         return -1;
     }
 
+    relay->webhooks = webhook_dispatcher_create(relay->base, &relay->cfg);
+    if (!relay->webhooks)
+        return -1;
+
     char bound[80]; /* "[IPv6 address]:port" at most */
     char err[256];
     if (http_api_listen(relay->api, relay->cfg.relay_host, relay->cfg.relay_port, bound,
@@ -281,6 +291,7 @@ static int relay_start(struct relay *relay)
 static void relay_free(struct relay *relay)
 {
     http_api_free(relay->api);
+    webhook_dispatcher_free(relay->webhooks);
     publisher_free(relay->publisher);
     if (relay->sigterm_event)
         event_free(relay->sigterm_event);
