@@ -207,6 +207,8 @@ export class Cluster {
     // which assertAllRunning does not report.
     this.expectedExits = new Set();
     this.redisStarts = 0;
+    // Every herald-relay, the first one included: { port, process }.
+    this.relays = [];
   }
 
   /**
@@ -242,6 +244,7 @@ export class Cluster {
 
     this.relayPort = await freePort();
     const relay = this.#spawn('relay', relayBinary, ['--port', String(this.relayPort)], heraldEnv);
+    this.relays.push({ port: this.relayPort, process: relay });
     const waits = [relay.waitForPort(this.relayPort)];
 
     for (let index = 0; index < gateways; index += 1) {
@@ -289,6 +292,43 @@ export class Cluster {
 
   relayUrl() {
     return `http://127.0.0.1:${this.relayPort}`;
+  }
+
+  /**
+   * Starts one more herald-relay with the cluster's settings plus `env`,
+   * waits until it accepts connections and returns its index in
+   * this.relays. Its log is relay-<number>.log.
+   */
+  async startRelay({ env = {} } = {}) {
+    const port = await freePort();
+    const name = `relay-${this.relays.length + 1}`;
+    const managed = this.#spawn(name, findBinary(RELAY_BINARY), ['--port', String(port)], { ...this.heraldEnv, ...env });
+    this.relays.push({ port, process: managed });
+    await managed.waitForPort(port);
+    return this.relays.length - 1;
+  }
+
+  /** PID of relay `index`; 0 is the relay that start() launched. */
+  relayPid(index) {
+    return this.relays[index].process.pid;
+  }
+
+  /** Kills relay `index` with SIGKILL by PID and waits until it has exited. */
+  async killRelay(index) {
+    const managed = this.relays[index].process;
+    this.expectedExits.add(managed);
+    managed.child.kill('SIGKILL');
+    await managed.exited;
+  }
+
+  /** Sends SIGTERM to relay `index` by PID and returns how it exited. */
+  async stopRelay(index) {
+    return this.relays[index].process.stop();
+  }
+
+  /** Lines of the log of relay `index` that contain `text`. */
+  relayLogLinesOf(index, text) {
+    return logLines(this.relays[index].process.logFile, text);
   }
 
   /** Pusher Node SDK client pointed at the relay; `overrides` replace app id, key or secret. */
