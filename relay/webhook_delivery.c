@@ -413,16 +413,18 @@ static void log_outcome(struct webhook_app *app, struct webhook_endpoint_state *
         state->failures_not_logged++;
         return;
     }
+    const struct herald_config *cfg = app->dispatcher->cfg;
     if (state->failures_not_logged > 0)
         log_warn("webhook: app=%s url=%s: POST of %zu events failed: %s (%lu more failed POSTs "
-                 "since the last report); retrying with backoff up to %d ms",
+                 "since the last report); each event is retried with backoff up to %d ms and "
+                 "parked after %d attempts",
                  app->config->id, url, job_count, error, state->failures_not_logged,
-                 app->dispatcher->cfg->webhook_retry_max_ms);
+                 cfg->webhook_retry_max_ms, cfg->webhook_max_attempts);
     else
-        log_warn("webhook: app=%s url=%s: POST of %zu events failed: %s; retrying with backoff "
-                 "up to %d ms",
-                 app->config->id, url, job_count, error,
-                 app->dispatcher->cfg->webhook_retry_max_ms);
+        log_warn("webhook: app=%s url=%s: POST of %zu events failed: %s; each event is retried "
+                 "with backoff up to %d ms and parked after %d attempts",
+                 app->config->id, url, job_count, error, cfg->webhook_retry_max_ms,
+                 cfg->webhook_max_attempts);
     state->failing = true;
     state->failure_logged_ms = now;
     state->failures_not_logged = 0;
