@@ -102,6 +102,7 @@ describe('webhooks', () => {
       assert.equal(request.headers['content-type'], 'application/json');
       assert.equal(request.headers['x-pusher-key'], APP.key);
       assert.equal(request.signatureValid, true, `bad X-Pusher-Signature on ${request.body}`);
+      assert.equal(cluster.sdk().webhook({ headers: request.headers, rawBody: request.body }).isValid(), true);
       assert.equal(request.headers['x-test-token'], 'token-1');
       assert.equal(typeof request.payload.time_ms, 'number');
       assert.ok(Math.abs(request.payload.time_ms - request.receivedAt) < 60000, `time_ms ${request.payload.time_ms}`);
