@@ -37,7 +37,7 @@ struct webhook_client {
     struct event_base *base;
     struct evdns_base *dns; /* NULL when evdns failed to start; evhttp then blocks to resolve */
     SSL_CTX *tls;           /* created with the first https:// POST */
-    struct webhook_post *posts; /* running or waiting for cleanup */
+    struct webhook_post *posts; /* running, or finished and waiting to report */
 };
 
 struct webhook_post {
@@ -48,14 +48,16 @@ struct webhook_post {
     struct evhttp_connection *connection;
     SSL *tls; /* owned by the connection's bufferevent; NULL for http:// */
     struct event *deadline;
-    struct event *cleanup; /* frees the connection outside evhttp's callback */
+    struct event *report; /* calls `done` and frees the POST, outside evhttp's callbacks */
     int timeout_seconds;
     const char *host; /* the endpoint's, for messages */
     int port;
 
     webhook_post_done_fn *done;
     void *arg;
-    bool finished; /* `done` was called or the POST was cancelled */
+    bool finished; /* the outcome below is known */
+    int status;
+    char error[256]; /* empty after a 2xx response */
 
     bool has_error_kind;
     enum evhttp_request_error error_kind;
@@ -203,8 +205,8 @@ static void post_free(struct webhook_post *post)
         evhttp_connection_free(post->connection);
     if (post->deadline)
         event_free(post->deadline);
-    if (post->cleanup)
-        event_free(post->cleanup);
+    if (post->report)
+        event_free(post->report);
     free(post);
 }
 
@@ -231,12 +233,28 @@ void webhook_post_cancel(struct webhook_post *post)
  * Outcome of one POST
  * ------------------------------------------------------------------------ */
 
-static void post_finish(struct webhook_post *post, int status, const char *error)
+/* Records the outcome. `done` runs from the report event, never from
+ * inside evhttp, because evhttp may call back before webhook_post_start
+ * returns, and it still uses the connection after its callback returns. */
+static void post_finish(struct webhook_post *post, int status)
 {
     post->finished = true;
+    post->status = status;
     evtimer_del(post->deadline);
-    struct webhook_post_result result = { .status = status, .error = error };
+    event_active(post->report, EV_TIMEOUT, 0);
+}
+
+static void post_on_report(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct webhook_post *post = arg;
+    struct webhook_post_result result = {
+        .status = post->status,
+        .error = post->error[0] ? post->error : NULL,
+    };
     post->done(post->arg, &result);
+    post_free(post);
 }
 
 /* Describes why no response arrived, from what evhttp and OpenSSL report. */
@@ -330,29 +348,17 @@ static void post_on_response(struct evhttp_request *request, void *arg)
         return;
 
     int status = request ? evhttp_request_get_response_code(request) : 0;
-    char error[256];
     if (status >= 200 && status <= 299) {
-        post_finish(post, status, NULL);
+        post->error[0] = '\0';
     } else if (status > 0) {
         const char *reason = evhttp_request_get_response_code_line(request);
-        snprintf(error, sizeof error, "HTTP %d%s%s", status, reason && reason[0] ? " " : "",
-                 reason ? reason : "");
-        append_excerpt(error, sizeof error, post);
-        post_finish(post, status, error);
+        snprintf(post->error, sizeof post->error, "HTTP %d%s%s", status,
+                 reason && reason[0] ? " " : "", reason ? reason : "");
+        append_excerpt(post->error, sizeof post->error, post);
     } else {
-        describe_failure(post, error, sizeof error);
-        post_finish(post, 0, error);
+        describe_failure(post, post->error, sizeof post->error);
     }
-
-    /* evhttp still uses the connection after this callback returns. */
-    event_active(post->cleanup, EV_TIMEOUT, 0);
-}
-
-static void post_on_cleanup(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    post_free(arg);
+    post_finish(post, status);
 }
 
 static void post_on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -367,10 +373,8 @@ static void post_on_deadline(evutil_socket_t fd, short what, void *arg)
     post->connection = NULL;
     post->tls = NULL;
 
-    char error[64];
-    snprintf(error, sizeof error, "timed out after %d s", post->timeout_seconds);
-    post_finish(post, 0, error);
-    post_free(post);
+    snprintf(post->error, sizeof post->error, "timed out after %d s", post->timeout_seconds);
+    post_finish(post, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -490,8 +494,8 @@ struct webhook_post *webhook_post_start(struct webhook_client *client,
     client->posts = post;
 
     post->deadline = evtimer_new(client->base, post_on_deadline, post);
-    post->cleanup = evtimer_new(client->base, post_on_cleanup, post);
-    if (!post->deadline || !post->cleanup) {
+    post->report = evtimer_new(client->base, post_on_report, post);
+    if (!post->deadline || !post->report) {
         snprintf(err, err_len, "out of memory");
         post_free(post);
         return NULL;
@@ -506,11 +510,14 @@ struct webhook_post *webhook_post_start(struct webhook_client *client,
         }
     }
 
-    /* evhttp takes the bufferevent over, also when it fails. */
+    /* The connection owns the bufferevent once it exists. It fails only
+     * before taking the bufferevent over (libevent 2.1). */
     post->connection = evhttp_connection_base_bufferevent_new(
         client->base, client->dns, tls_event, endpoint->host, (unsigned short)endpoint->port);
     if (!post->connection) {
         snprintf(err, err_len, "cannot create the HTTP connection");
+        if (tls_event)
+            bufferevent_free(tls_event);
         post->tls = NULL;
         post_free(post);
         return NULL;
@@ -533,7 +540,9 @@ struct webhook_post *webhook_post_start(struct webhook_client *client,
         return NULL;
     }
 
-    /* On failure evhttp_make_request frees the request itself. */
+    /* On failure evhttp_make_request frees the request itself. A connect
+     * that fails at once reports through post_on_response before this
+     * returns, and the report event defers `done`. */
     if (evhttp_make_request(post->connection, request, EVHTTP_REQ_POST,
                             endpoint->request_target) != 0) {
         snprintf(err, err_len, "cannot start the request");
