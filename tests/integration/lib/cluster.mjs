@@ -323,7 +323,9 @@ export class Cluster {
 
   /** Sends SIGTERM to relay `index` by PID and returns how it exited. */
   async stopRelay(index) {
-    return this.relays[index].process.stop();
+    const managed = this.relays[index].process;
+    this.expectedExits.add(managed);
+    return managed.stop();
   }
 
   /** Lines of the log of relay `index` that contain `text`. */
