@@ -205,6 +205,12 @@ describe('webhooks', () => {
     assert.match(metrics, /^herald_relay_webhooks_failed_total\{app="app-1"\} 0$/m);
     assert.match(metrics, /^herald_relay_webhooks_parked_total\{app="app-1"\} 0$/m);
     assert.match(metrics, /^# TYPE herald_relay_webhook_queue_depth gauge$/m);
+
+    // The relay reads the queue depth from Redis every 5 s.
+    await waitUntil(
+      async () => /^herald_relay_webhook_queue_depth\{app="app-1"\} 0$/m.test(await (await fetch(`${cluster.relayUrl()}/metrics`)).text()),
+      { timeout: 12000, what: 'herald_relay_webhook_queue_depth 0 in the relay metrics' },
+    );
     cluster.assertAllRunning();
   });
 });
