@@ -203,7 +203,8 @@ static int send_command(struct publisher *pub, int argc, const char **argv,
  * ------------------------------------------------------------------------ */
 
 /* Creates a job from one [id, [field, value, ...]] entry and appends it to
- * the app. Returns NULL when the entry is malformed. */
+ * the app. An entry whose fields cannot be sent becomes an invalid job,
+ * which gets parked. Returns NULL only when out of memory. */
 static struct webhook_job *job_create(struct webhook_app *app, const redisReply *id,
                                       const redisReply *fields)
 {

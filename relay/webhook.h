@@ -26,10 +26,10 @@
 struct event_base;
 struct webhook_dispatcher;
 
-/* Starts delivering the jobs of every app in `cfg` that has webhooks; with
- * none, the dispatcher does nothing. `cfg` must outlive the dispatcher.
- * Returns NULL after logging the reason when libevent or OpenSSL cannot be
- * set up. */
+/* Starts delivering the jobs of every app in `cfg` that has webhooks. With
+ * none, the dispatcher opens no connection and does nothing. `cfg` must
+ * outlive the dispatcher. Returns NULL after logging the reason when memory
+ * or libevent fails. */
 struct webhook_dispatcher *webhook_dispatcher_create(struct event_base *base,
                                                      const struct herald_config *cfg);
 
