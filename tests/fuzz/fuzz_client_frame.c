@@ -5,12 +5,14 @@
  * channel_data, pusher:signin with user_data, pusher:unsubscribe,
  * pusher:ping and client events. It goes to two connections of an app
  * with client events and user authentication enabled:
- *   - a new one, not signed in and subscribed to nothing;
+ *   - a new one, not signed in and subscribed to nothing. The replies to
+ *     its Redis scripts arrive while it is open, and then it closes.
  *   - an established one, signed in as user 7 and subscribed to
  *     private-orders.7, presence-room.7 and #server-to-user-7. It gets
  *     the message twice, so a repeated subscribe, sign-in, unsubscribe or
  *     client event meets the state the first one left, and the second
- *     client event hits the limit of one per second.
+ *     client event hits the limit of one per second. Then it closes
+ *     before the replies to its Redis scripts arrive.
  * gateway_stubs.c checks every frame and subscription that results. */
 #include <stddef.h>
 #include <stdint.h>
@@ -40,35 +42,36 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* Opens a connection with the harness's fixed socket_id. */
-static void open_connection(struct connection *conn)
+static struct connection *open_connection(void)
 {
-    fuzz_connection_open(conn, "/app/" FUZZ_APP_KEY, "7");
+    struct connection *conn = fuzz_connection_open("/app/" FUZZ_APP_KEY, "7");
     FUZZ_CHECK(conn->established && !conn->closing, "the harness connection did not open");
     snprintf(conn->socket_id, sizeof conn->socket_id, "%s", FUZZ_SOCKET_ID);
+    return conn;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *message = (const char *)data;
 
-    /* server.c rejects a larger message before protocol.c sees it. */
+    /* server.c rejects a larger message before protocol.c gets it. */
     if (size > (size_t)gateway.config.max_message_bytes)
         return 0;
 
-    struct connection fresh;
-    open_connection(&fresh);
-    fuzz_connection_receive(&fresh, message, size);
-    fuzz_connection_free(&fresh);
+    struct connection *fresh = open_connection();
+    fuzz_connection_receive(fresh, message, size);
+    fuzz_gateway_deliver_replies();
+    fuzz_connection_close(fresh);
 
-    struct connection known;
-    open_connection(&known);
-    known.user_id = fuzz_strndup("7", 1);
-    known.user_info = fuzz_strndup("{\"name\":\"Alice\"}", 16);
-    fuzz_connection_subscribe(&known, "private-orders.7");
-    fuzz_connection_subscribe(&known, "presence-room.7");
-    fuzz_connection_subscribe(&known, "#server-to-user-7");
-    fuzz_connection_receive(&known, message, size);
-    fuzz_connection_receive(&known, message, size);
-    fuzz_connection_free(&known);
+    struct connection *known = open_connection();
+    known->user_id = fuzz_strndup("7", 1);
+    known->user_info = fuzz_strndup("{\"name\":\"Alice\"}", 16);
+    fuzz_connection_subscribe(known, "private-orders.7");
+    fuzz_connection_subscribe(known, "presence-room.7");
+    fuzz_connection_subscribe(known, "#server-to-user-7");
+    fuzz_connection_receive(known, message, size);
+    fuzz_connection_receive(known, message, size);
+    fuzz_connection_close(known);
+    fuzz_gateway_deliver_replies();
     return 0;
 }

@@ -116,28 +116,27 @@ static void check_rejected(const struct connection *conn)
 
 static void open_twice(const char *path, const char *protocol)
 {
-    struct connection first, second;
-    fuzz_connection_open(&first, path, protocol);
-    fuzz_connection_open(&second, path, protocol);
+    struct connection *first = fuzz_connection_open(path, protocol);
+    struct connection *second = fuzz_connection_open(path, protocol);
 
-    if (first.established)
-        check_established(&first);
+    if (first->established)
+        check_established(first);
     else
-        check_rejected(&first);
+        check_rejected(first);
 
-    bool quota_full = first.established && first.app->max_connections == 1;
-    if (second.established) {
+    bool quota_full = first->established && first->app->max_connections == 1;
+    if (second->established) {
         FUZZ_CHECK(!quota_full, "a second connection opened to an app with a quota of one");
-        check_established(&second);
+        check_established(second);
     } else {
-        check_rejected(&second);
+        check_rejected(second);
         if (quota_full)
-            FUZZ_CHECK(second.close_code == 4004, "over the quota, closed with %u",
-                       second.close_code);
+            FUZZ_CHECK(second->close_code == 4004, "over the quota, closed with %u",
+                       second->close_code);
     }
 
-    fuzz_connection_free(&second);
-    fuzz_connection_free(&first);
+    fuzz_connection_close(second);
+    fuzz_connection_close(first);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

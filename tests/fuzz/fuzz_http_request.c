@@ -10,8 +10,8 @@
  * The input reads like the start of an HTTP request:
  *     METHOD SP PATH[?QUERY] LF BODY
  * The request line ends at the first LF, and everything after it is the
- * body. The relay's clock is fixed at the auth_timestamp of the signed
- * examples of the Pusher protocol documentation, 1700000000. */
+ * body. The relay's clock is fixed at 1700000000, the auth_timestamp of
+ * the signed seeds in corpus/http_request. */
 #include <event2/http.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,6 @@
-/* Stand-ins for server.c, channels.c, store.c and users.c, linked with the
- * real gateway/protocol.c, presence.c and message.c (see gateway_stubs.h).
+/* Stand-ins for server.c, channels.c, store.c, bus.c and liveness.c, linked
+ * with the real gateway/protocol.c, users.c, presence.c and message.c (see
+ * gateway_stubs.h).
  *
  * The stubs keep the state protocol.c relies on (the connection's
  * subscriptions, its queue, its close code) and check every effect the
@@ -13,6 +14,8 @@
  *   - a presence member has a usable user_id, and a user_info that is JSON
  *     text, because presence.c copies it unparsed into the frames of other
  *     members;
+ *   - a sign-in records the connection's own user_id in Redis, and watches
+ *     only the user ids its watchlist names;
  *   - a client event is published as one envelope that excludes the sender
  *     and carries exactly event, channel, data and, on presence channels,
  *     the sender's user_id, in valid UTF-8. */
@@ -31,13 +34,16 @@
 #include "fuzz_util.h"
 #include "gateway.h"
 #include "keys.h"
+#include "liveness.h"
 #include "log.h"
 #include "message.h"
 #include "presence.h"
 #include "protocol.h"
+#include "scripts.h"
 #include "signature.h"
 #include "store.h"
 #include "users.h"
+#include "bus.h"
 
 /* Maximum length of a user_id that protocol.c accepts, as on Pusher. */
 #define FUZZ_USER_ID_MAX 128
@@ -64,6 +70,18 @@ static bool own_utf8_checks;
 static struct connection *sender;
 static bool message_utf8;
 static char *authorized_channel;
+
+/* A script reply that Redis would deliver on a later loop iteration. */
+struct pending_reply {
+    store_reply_fn callback;
+    void *privdata;
+    size_t elements; /* integers in the array reply */
+};
+
+#define FUZZ_PENDING_MAX 64
+
+static struct pending_reply pending[FUZZ_PENDING_MAX];
+static size_t pending_count;
 
 /* ---- setup ------------------------------------------------------------- */
 
@@ -149,10 +167,26 @@ static void check_user_id(const char *user_id)
         FUZZ_CHECK(fuzz_utf8_valid(user_id, len), "user_id is not valid UTF-8: %s", user_id);
 }
 
+/* Checks a watchlist subscription of users.c: an internal channel named
+ * after a watched user id, for a signed-in connection. */
+static void check_watchlist_subscription(const struct connection *conn, const char *name,
+                                         const struct presence_member *member)
+{
+    FUZZ_CHECK(conn->user_id, "socket_id=%s watches %s without signing in", conn->socket_id,
+               name);
+    FUZZ_CHECK(!member, "watchlist channel %s with a presence member", name);
+    check_user_id(name + strlen(CHANNELS_WATCHLIST_PREFIX));
+}
+
 /* Checks what protocol.c must have verified before it subscribes. */
 static void check_subscription_allowed(const struct connection *conn, const char *name,
                                        const struct presence_member *member)
 {
+    if (strncmp(name, CHANNELS_WATCHLIST_PREFIX, strlen(CHANNELS_WATCHLIST_PREFIX)) == 0) {
+        check_watchlist_subscription(conn, name, member);
+        return;
+    }
+
     size_t max_len = (size_t)conn->app->max_channel_name_length;
     FUZZ_CHECK(channel_name_valid(name, strlen(name), max_len),
                "subscribed to an invalid channel name: %s", name);
@@ -489,43 +523,93 @@ int store_command(const char *format, ...)
     return 0;
 }
 
-/* Only presence joins and leaves run scripts, and channels.c starts them. */
+/* Runs the scripts of users.c, the only ones the linked code starts:
+ * presence joins and leaves come from channels.c, which is not linked.
+ * The reply of user_online is delivered later, by run_pending_replies. */
 int store_eval(const char *script, int argc, const char **argv, const size_t *lengths,
                store_reply_fn callback, void *privdata)
 {
-    (void)script;
-    (void)argv;
     (void)lengths;
-    (void)callback;
-    (void)privdata;
-    fuzz_fail("unexpected script with %d arguments", argc);
+    FUZZ_CHECK(script == scripts_user_online || script == scripts_user_offline,
+               "unexpected script with %d arguments", argc);
+    FUZZ_CHECK(argc >= 5, "user script with %d arguments", argc);
+    FUZZ_CHECK(sender && sender->user_id && strcmp(argv[2], sender->user_id) == 0 &&
+                   strcmp(argv[3], sender->socket_id) == 0,
+               "user script for user_id %s socket_id %s", argv[2], argv[3]);
+
+    if (script == scripts_user_offline) {
+        FUZZ_CHECK(argc == 5 && !callback, "user_offline with %d arguments", argc);
+        return 0;
+    }
+    for (int i = 5; i < argc; i++)
+        check_user_id(argv[i]);
+    if (callback) {
+        FUZZ_CHECK(pending_count < FUZZ_PENDING_MAX, "more than %d script replies pending",
+                   FUZZ_PENDING_MAX);
+        pending[pending_count++] = (struct pending_reply){ callback, privdata,
+                                                           (size_t)(argc - 5) };
+    }
+    return 0;
 }
 
-/* ---- users.c: sign-in tracking ------------------------------------------ */
-
-/* The sign-in deadline needs the loop's timers; nothing to track here. */
-void users_track_unsigned(struct connection *conn)
+/* Delivers the pending script replies, as the loop would once they
+ * arrived: one integer per watched user, alternately online and
+ * offline. */
+static void run_pending_replies(void)
 {
-    (void)conn;
+    for (size_t i = 0; i < pending_count; i++) {
+        struct pending_reply *reply = &pending[i];
+        redisReply *items = calloc(reply->elements ? reply->elements : 1, sizeof *items);
+        redisReply **element = calloc(reply->elements ? reply->elements : 1, sizeof *element);
+        if (!items || !element)
+            fuzz_fail("out of memory building a script reply");
+        for (size_t e = 0; e < reply->elements; e++) {
+            items[e].type = REDIS_REPLY_INTEGER;
+            items[e].integer = (long long)(e % 2 == 0);
+            element[e] = &items[e];
+        }
+        redisReply array = { .type = REDIS_REPLY_ARRAY, .elements = reply->elements,
+                             .element = element };
+        reply->callback(&array, reply->privdata);
+        free(element);
+        free(items);
+    }
+    pending_count = 0;
 }
 
-void users_signed_in(struct connection *conn)
+/* ---- bus.c and liveness.c ------------------------------------------------ */
+
+/* users.c subscribes control topics only at startup, which is not run. */
+int bus_subscribe(const char *topic, size_t len)
 {
-    FUZZ_CHECK(conn->user_id && conn->user_info, "users_signed_in before user_id was set");
-    check_user_id(conn->user_id);
-    check_user_info(conn->user_info);
+    fuzz_fail("unexpected subscription to %.*s", (int)len, topic);
+}
+
+/* Only terminating a user walks the connections, from a control message. */
+size_t liveness_find(bool (*match)(struct connection *conn, void *arg), void *arg,
+                     struct connection **out, size_t max)
+{
+    (void)match;
+    (void)arg;
+    (void)out;
+    (void)max;
+    fuzz_fail("unexpected walk over the connections");
 }
 
 /* ---- connections --------------------------------------------------------- */
 
-void fuzz_connection_open(struct connection *conn, const char *path, const char *protocol)
+struct connection *fuzz_connection_open(const char *path, const char *protocol)
 {
-    memset(conn, 0, sizeof *conn);
+    struct connection *conn = calloc(1, sizeof *conn);
+    if (!conn)
+        fuzz_fail("out of memory allocating a connection");
+
     message_utf8 = fuzz_utf8_valid(path, strlen(path)) &&
                    (!protocol || fuzz_utf8_valid(protocol, strlen(protocol)));
     sender = conn;
     protocol_handle_open(conn, path, protocol ? protocol : "", protocol != NULL);
     sender = NULL;
+    return conn;
 }
 
 void fuzz_connection_subscribe(struct connection *conn, const char *channel)
@@ -554,8 +638,19 @@ void fuzz_connection_receive(struct connection *conn, const char *data, size_t l
     authorized_channel = NULL;
 }
 
-void fuzz_connection_free(struct connection *conn)
+void fuzz_gateway_deliver_replies(void)
 {
+    run_pending_replies();
+}
+
+/* Releases the connection in the order of server.c's handle_closed. */
+void fuzz_connection_close(struct connection *conn)
+{
+    sender = conn;
+    users_untrack(conn);
+    users_connection_closed(conn);
+    sender = NULL;
+
     while (conn->subscription_count)
         remove_subscription(conn, conn->subscription_count - 1);
     free(conn->subscriptions);
@@ -566,5 +661,5 @@ void fuzz_connection_free(struct connection *conn)
     free(conn->rx_buffer);
     if (conn->counted)
         gateway.app_connections[gateway_app_index(conn->app)]--;
-    memset(conn, 0, sizeof *conn);
+    free(conn);
 }

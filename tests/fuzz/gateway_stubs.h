@@ -3,7 +3,8 @@
  *
  * gateway_stubs.c defines the `gateway` global and replaces the sending
  * and closing functions of server.c, the channel index of channels.c, the
- * Redis calls of store.c and the sign-in tracking of users.c. Every frame
+ * Redis calls of store.c and bus.c, and the connection lists of
+ * liveness.c. Every frame
  * the code under test sends is checked as it is sent (see
  * gateway_stubs.c), and a failed check aborts. */
 #ifndef HERALD_FUZZ_GATEWAY_STUBS_H
@@ -18,8 +19,7 @@
 #define FUZZ_APP_SECRET "app-secret"
 
 /* The client frame harness gives its connections this socket_id, so seeds
- * can carry real signatures. It is the example socket_id of the Pusher
- * documentation. */
+ * can carry real signatures made for it. */
 #define FUZZ_SOCKET_ID "1234.5678"
 
 /* A channel or sign-in `auth` of "app-key:<this>" counts as correctly
@@ -39,10 +39,10 @@
  * is fixed. */
 void fuzz_gateway_init(const char *config_json);
 
-/* Opens `conn` as the gateway does for a new WebSocket: zeroes it, runs
- * protocol_handle_open for `path` and the ?protocol= value (NULL for
- * none). */
-void fuzz_connection_open(struct connection *conn, const char *path, const char *protocol);
+/* Allocates a connection and opens it as the gateway does for a new
+ * WebSocket: protocol_handle_open runs for `path` and the ?protocol=
+ * value (NULL for none). */
+struct connection *fuzz_connection_open(const char *path, const char *protocol);
 
 /* Subscribes an open connection to `channel` directly, as if the client
  * had subscribed and Redis had confirmed it. On a presence channel the
@@ -50,10 +50,16 @@ void fuzz_connection_open(struct connection *conn, const char *path, const char 
 void fuzz_connection_subscribe(struct connection *conn, const char *channel);
 
 /* Hands one complete text message to protocol_handle_message, unless the
- * connection is closing, as server.c does. */
+ * connection is closing, as server.c does. Script replies stay pending
+ * until fuzz_gateway_deliver_replies. */
 void fuzz_connection_receive(struct connection *conn, const char *data, size_t len);
 
-/* Releases everything the connection holds, as closing it would. */
-void fuzz_connection_free(struct connection *conn);
+/* Delivers every pending Redis script reply, as the loop does once the
+ * replies arrive. */
+void fuzz_gateway_deliver_replies(void);
+
+/* Closes the connection as server.c does when its socket closes, and
+ * frees it. Replies still pending for it arrive afterwards, if delivered. */
+void fuzz_connection_close(struct connection *conn);
 
 #endif
