@@ -281,11 +281,14 @@ static void channel_add_subscriber(struct channel *ch, struct connection *conn,
     sub->cache = NULL;
     sub->slot = slot;
     sub->state = SUBSCRIPTION_PENDING;
-    if (ch->state == TOPIC_SUBSCRIBED)
+    if (ch->state == TOPIC_SUBSCRIBED) {
         confirm_subscription(conn, sub);
-    else
+        /* Counted once the topic is in place, so the subscription_count
+         * event this may publish reaches the new subscriber too. */
+        publish_subscription_count(ch);
+    } else {
         ch->pending++;
-    publish_subscription_count(ch);
+    }
 }
 
 /* Removes conn->subscriptions[index] from both arrays by moving the last
@@ -454,6 +457,7 @@ static void on_bus_subscribed(const char *topic, size_t topic_len)
         ch->pending--;
         confirm_subscription(s->conn, sub);
     }
+    publish_subscription_count(ch);
     channel_reconcile(ch);
 }
 

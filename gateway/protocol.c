@@ -512,7 +512,7 @@ static void handle_client_event(struct connection *conn, json_object *frame, con
         return;
     }
     if (strlen(event) > (size_t)app->max_event_name_length) {
-        snprintf(message, sizeof message, "Client event name is longer than %d characters",
+        snprintf(message, sizeof message, "Client event name is longer than %d bytes",
                  app->max_event_name_length);
         connection_send_error(conn, 4301, message);
         return;

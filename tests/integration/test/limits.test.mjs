@@ -195,7 +195,7 @@ describe('limits', () => {
       assert.equal(tooLong.length, 31);
       assert.equal(senderChannel.trigger(tooLong, { n: 1 }), true);
       const error = await waitForErrorCode(errors, 4301);
-      assert.deepEqual(error.data, { code: 4301, message: 'Client event name is longer than 30 characters' });
+      assert.deepEqual(error.data, { code: 4301, message: 'Client event name is longer than 30 bytes' });
 
       assert.equal(senderChannel.trigger(longest, { n: 2 }), true);
       await receiver.waitForEvent(channel, longest);
