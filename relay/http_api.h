@@ -45,4 +45,16 @@ void http_api_drain(struct http_api *api, void (*drained)(void *arg), void *arg)
  * publisher_close has completed every PUBLISH. */
 void http_api_free(struct http_api *api);
 
+struct strbuf;
+
+/* Appends another part of the relay's metrics to `out`. */
+typedef void http_metrics_writer_fn(struct strbuf *out, void *arg);
+
+#define HTTP_API_METRICS_WRITERS_MAX 4
+
+/* Makes every GET /metrics response end with what `write` appends; `arg`
+ * must outlive the server. Returns 0, or -1 when
+ * HTTP_API_METRICS_WRITERS_MAX writers are registered already. */
+int http_api_add_metrics(struct http_api *api, http_metrics_writer_fn *write, void *arg);
+
 #endif

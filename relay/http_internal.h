@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "http_api.h"
 #include "metrics.h"
 #include "publisher.h"
 #include "signature.h"
@@ -81,6 +82,13 @@ struct http_api {
     struct event *drained_event; /* runs `drained` from the loop */
 
     struct http_metrics metrics;
+
+    /* Other subsystems' metrics, appended to GET /metrics. */
+    struct {
+        http_metrics_writer_fn *write;
+        void *arg;
+    } metrics_writers[HTTP_API_METRICS_WRITERS_MAX];
+    size_t metrics_writer_count;
 };
 
 /* One request from its dispatch to us until its response is written out

@@ -71,6 +71,9 @@ static void http_ops_render_metrics(struct strbuf *out, const struct http_api *a
                         "1 when Redis is connected and the relay is not draining.",
                         publisher_ready(api->publisher) && !api->draining ? 1 : 0);
 
+    for (size_t i = 0; i < api->metrics_writer_count; i++)
+        api->metrics_writers[i].write(out, api->metrics_writers[i].arg);
+
     webhook_render_metrics(out);
 }
 
@@ -106,4 +109,14 @@ void http_ops_handle(struct http_exchange *exchange)
         break;
     }
     }
+}
+
+int http_api_add_metrics(struct http_api *api, http_metrics_writer_fn *write, void *arg)
+{
+    if (api->metrics_writer_count == HTTP_API_METRICS_WRITERS_MAX)
+        return -1;
+    api->metrics_writers[api->metrics_writer_count].write = write;
+    api->metrics_writers[api->metrics_writer_count].arg = arg;
+    api->metrics_writer_count++;
+    return 0;
 }

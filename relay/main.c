@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "http_api.h"
+#include "ingest.h"
 #include "log.h"
 #include "publisher.h"
 #include "webhook.h"
@@ -34,6 +35,7 @@ struct relay {
     struct herald_config cfg;
     struct publisher *publisher;
     struct http_api *api;
+    struct ingest *ingest; /* NULL unless laravel_ingest is on */
     struct webhook_dispatcher *webhooks;
 
     struct event *sigterm_event;
@@ -41,6 +43,9 @@ struct relay {
     struct event *drain_deadline;
     bool stopping;
     bool abandoned; /* Redis closed; only responses are still being written */
+    bool http_drained;     /* no HTTP request is in flight any more */
+    bool ingest_releasing; /* the ingest lease release awaits Redis */
+    bool stopped;
 };
 
 /* ------------------------------------------------------------------------
@@ -60,7 +65,8 @@ static void print_usage(FILE *out)
             "\n"
             "Serves the Pusher HTTP API (triggers, channel queries and\n"
             "terminate_connections under /apps/{app_id}/, and /up, /ready and\n"
-            "/metrics) and publishes the events into Redis.\n"
+            "/metrics) and publishes the events into Redis. With laravel_ingest\n"
+            "on, it also delivers what Laravel's redis broadcaster publishes.\n"
             "\n"
             "  --config FILE  JSON configuration file; HERALD_* environment\n"
             "                 variables override its settings\n"
@@ -134,22 +140,46 @@ static int parse_flags(int argc, char **argv, struct relay_flags *flags)
 /* Closes every connection and the Redis connection and ends the loop. */
 static void relay_stop(struct relay *relay)
 {
+    relay->stopped = true;
     evtimer_del(relay->drain_deadline);
 
     http_api_free(relay->api);
     relay->api = NULL;
     webhook_dispatcher_free(relay->webhooks);
     relay->webhooks = NULL;
+    ingest_close(relay->ingest);
     publisher_free(relay->publisher);
     relay->publisher = NULL;
+    ingest_free(relay->ingest);
+    relay->ingest = NULL;
 
     event_base_loopexit(relay->base, NULL);
 }
 
 static void relay_on_drained(void *arg)
 {
+    struct relay *relay = arg;
+    relay->http_drained = true;
+    if (relay->ingest_releasing) {
+        log_info("shutdown: no request in flight; waiting for Redis to confirm the ingest "
+                 "lease release");
+        return;
+    }
     log_info("shutdown: no request in flight; closing connections");
-    relay_stop(arg);
+    relay_stop(relay);
+}
+
+/* Runs from the event loop once Redis confirmed the release of the ingest
+ * lease, or could not. */
+static void relay_on_ingest_released(void *arg)
+{
+    struct relay *relay = arg;
+    relay->ingest_releasing = false;
+    if (relay->http_drained && !relay->stopped) {
+        log_info("shutdown: ingest lease released and no request in flight; closing "
+                 "connections");
+        relay_stop(relay);
+    }
 }
 
 /* Gives up on the Redis replies still awaited: closing the Redis
@@ -207,6 +237,12 @@ static void relay_on_signal(evutil_socket_t signal_number, short what, void *arg
     relay->stopping = true;
     log_info("shutdown: %s received; no longer accepting connections, %zu requests in flight",
              name, http_api_in_flight(relay->api));
+    /* Another relay takes over Laravel's broadcasts as soon as the lease
+     * is gone, instead of after it expires. */
+    if (relay->ingest) {
+        relay->ingest_releasing = true;
+        ingest_release(relay->ingest, relay_on_ingest_released, relay);
+    }
     http_api_drain(relay->api, relay_on_drained, relay);
     webhook_dispatcher_stop(relay->webhooks);
 
@@ -276,6 +312,15 @@ static int relay_start(struct relay *relay)
     if (!relay->webhooks)
         return -1;
 
+    if (relay->cfg.laravel_ingest) {
+        relay->ingest = ingest_create(relay->base, &relay->cfg, relay->publisher);
+        if (!relay->ingest ||
+            http_api_add_metrics(relay->api, ingest_write_metrics, relay->ingest) != 0) {
+            log_error("cannot start the Laravel ingest: out of memory");
+            return -1;
+        }
+    }
+
     char bound[80]; /* "[IPv6 address]:port" at most */
     char err[256];
     if (http_api_listen(relay->api, relay->cfg.relay_host, relay->cfg.relay_port, bound,
@@ -292,7 +337,9 @@ static void relay_free(struct relay *relay)
 {
     http_api_free(relay->api);
     webhook_dispatcher_free(relay->webhooks);
+    ingest_close(relay->ingest);
     publisher_free(relay->publisher);
+    ingest_free(relay->ingest);
     if (relay->sigterm_event)
         event_free(relay->sigterm_event);
     if (relay->sigint_event)

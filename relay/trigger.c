@@ -246,6 +246,11 @@ static bool socket_id_valid(const char *text, size_t len)
     return digits_after > 0 && i == len;
 }
 
+bool trigger_socket_id_valid(const char *text, size_t len)
+{
+    return socket_id_valid(text, len);
+}
+
 static int trigger_parse_socket_id(struct trigger_event *event, struct json_object *object,
                                    char *err, size_t err_len)
 {

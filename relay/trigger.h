@@ -6,6 +6,7 @@
 #ifndef HERALD_RELAY_TRIGGER_H
 #define HERALD_RELAY_TRIGGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -68,6 +69,10 @@ int trigger_check_channel_name(const char *name, size_t len, const char *where,
  * `err`. */
 int trigger_parse_json_object(struct json_object **root, const char *body, size_t body_len,
                               char *err, size_t err_len);
+
+/* True when `text` matches ^\d+\.\d+$, the socket_id format of the Pusher
+ * protocol, in at most ENVELOPE_SOCKET_ID_MAX bytes. */
+bool trigger_socket_id_valid(const char *text, size_t len);
 
 /* Copies `text` into `out` for use inside an error message: bytes outside
  * printable ASCII become '?', and text longer than 64 bytes is cut and
