@@ -208,4 +208,28 @@ describe('webhook retries', () => {
     assert.equal(await metric('herald_relay_webhooks_delivered_total', 1), 1);
     assert.notEqual(first, second);
   });
+
+  it('leaves in-flight jobs to another relay on SIGTERM', async () => {
+    // Relay 1 (started by the previous test) is the only one left.
+    const channel = 'drained-room';
+    const hold = [HANG];
+    scripted.set(`channel_occupied ${channel}`, hold);
+    const dan = await connect(1, 'dan');
+    await dan.subscribe(channel);
+    await flaky.waitForEvent((event) => event.name === 'channel_occupied' && event.channel === channel);
+
+    const next = await cluster.startRelay();
+    const outcome = await cluster.stopRelay(1);
+    assert.equal(outcome, 'exited with status 0');
+    assert.equal(cluster.relayLogLinesOf(1, 'webhook: leaving 1 jobs unacknowledged').length, 1);
+
+    const beforeTakeover = flaky.requests.mark();
+    hold[0] = OK;
+    await flaky.waitForEvent((event) => event.name === 'channel_occupied' && event.channel === channel && event.response === 200, {
+      since: beforeTakeover,
+      timeout: 15000,
+    });
+    await waitForWebhooksDrained(cluster, APP.id);
+    assert.equal(cluster.relayLogLinesOf(next, 'took over 1 jobs').length, 1);
+  });
 });
