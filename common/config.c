@@ -311,6 +311,8 @@ void config_free(struct herald_config *cfg)
     free_redis(&cfg->redis);
     free(cfg->prefix);
     free(cfg->gateway_host);
+    free(cfg->tls_cert_file);
+    free(cfg->tls_key_file);
     free(cfg->relay_host);
     free(cfg->laravel_redis_prefix);
     free(cfg->laravel_app_id);
@@ -373,6 +375,8 @@ static const struct setting settings[] = {
     SETTING(prefix, "HERALD_PREFIX", SETTING_PREFIX),
     SETTING(gateway_host, "HERALD_GATEWAY_HOST", SETTING_HOST),
     SETTING(gateway_port, "HERALD_GATEWAY_PORT", SETTING_PORT),
+    SETTING(tls_cert_file, "HERALD_TLS_CERT_FILE", SETTING_TEXT),
+    SETTING(tls_key_file, "HERALD_TLS_KEY_FILE", SETTING_TEXT),
     SETTING(relay_host, "HERALD_RELAY_HOST", SETTING_HOST),
     SETTING(relay_port, "HERALD_RELAY_PORT", SETTING_PORT),
     SETTING(log_level, "HERALD_LOG_LEVEL", SETTING_LOG_LEVEL),
@@ -1257,6 +1261,17 @@ static int finish_load(struct herald_config *cfg, int rc, char *err, size_t err_
                     "laravel_app_id: no configured app has the id \"%s\"; set it to the id of "
                     "the app that Laravel broadcasts for",
                     cfg->laravel_app_id);
+        config_free(cfg);
+        return -1;
+    }
+
+    bool has_cert = cfg->tls_cert_file && cfg->tls_cert_file[0];
+    bool has_key = cfg->tls_key_file && cfg->tls_key_file[0];
+    if (has_cert != has_key) {
+        config_fail(err, err_len,
+                    "%s is set but %s is not; TLS needs both the certificate and its key",
+                    has_cert ? "tls_cert_file" : "tls_key_file",
+                    has_cert ? "tls_key_file" : "tls_cert_file");
         config_free(cfg);
         return -1;
     }

@@ -90,6 +90,8 @@ struct herald_config {
 
     char *gateway_host;
     int gateway_port;
+    char *tls_cert_file; /* PEM certificate chain; with tls_key_file the gateway serves wss:// */
+    char *tls_key_file;  /* PEM private key */
     char *relay_host;
     int relay_port;
 

@@ -218,7 +218,8 @@ int main(int argc, char **argv)
     uv_signal_init(gateway.loop, &sigint_handle);
     uv_signal_start(&sigint_handle, on_stop_signal, SIGINT);
 
-    log_info("listening on ws://%s:%d/app/{key} node=%s redis=%s:%d prefix=%s apps=%zu",
+    log_info("listening on %s://%s:%d/app/{key} node=%s redis=%s:%d prefix=%s apps=%zu",
+             gateway.config.tls_cert_file && gateway.config.tls_cert_file[0] ? "wss" : "ws",
              gateway.config.gateway_host, gateway.config.gateway_port, gateway.node_id,
              gateway.config.redis.host, gateway.config.redis.port, gateway.config.prefix,
              gateway.config.app_count);

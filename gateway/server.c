@@ -562,6 +562,14 @@ int server_start(void)
     info.gid = -1;
     info.uid = -1;
 
+    bool tls = gateway.config.tls_cert_file && gateway.config.tls_cert_file[0];
+    if (tls) {
+        /* wss:// served by the gateway itself, with OpenSSL. */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = gateway.config.tls_cert_file;
+        info.ssl_private_key_filepath = gateway.config.tls_key_file;
+    }
+
     gateway.lws = lws_create_context(&info);
     if (!gateway.lws) {
         log_error("failed to start libwebsockets (is the libuv event plugin "
@@ -569,8 +577,14 @@ int server_start(void)
         return -1;
     }
     if (!lws_create_vhost(gateway.lws, &info)) {
-        log_error("cannot listen on %s:%d: the address is in use or not available",
-                  gateway.config.gateway_host, gateway.config.gateway_port);
+        if (tls)
+            log_error("cannot listen on %s:%d: the address is in use, or the certificate %s "
+                      "or its key cannot be loaded",
+                      gateway.config.gateway_host, gateway.config.gateway_port,
+                      gateway.config.tls_cert_file);
+        else
+            log_error("cannot listen on %s:%d: the address is in use or not available",
+                      gateway.config.gateway_host, gateway.config.gateway_port);
         return -1;
     }
     return 0;

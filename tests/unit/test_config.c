@@ -586,6 +586,26 @@ static void test_laravel_ingest_settings(void)
                  "config: laravel_redis_prefix: expected a string, got an integer");
 }
 
+static void test_tls_needs_cert_and_key(void)
+{
+    EXPECT_ERROR("{\"tls_cert_file\":\"/etc/herald/cert.pem\"}",
+                 "config: tls_cert_file is set but tls_key_file is not; TLS needs both the "
+                 "certificate and its key");
+    EXPECT_ERROR("{\"tls_key_file\":\"/etc/herald/key.pem\"}",
+                 "config: tls_key_file is set but tls_cert_file is not; TLS needs both the "
+                 "certificate and its key");
+
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    ASSERT_INT_EQ(config_load_string(&cfg,
+                                     "{\"tls_cert_file\":\"c.pem\",\"tls_key_file\":\"k.pem\"}",
+                                     err, sizeof err),
+                  0);
+    ASSERT_STR_EQ(cfg.tls_cert_file, "c.pem");
+    ASSERT_STR_EQ(cfg.tls_key_file, "k.pem");
+    config_free(&cfg);
+}
+
 static void test_unknown_app_key(void)
 {
     EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
@@ -1153,6 +1173,7 @@ CU_ErrorCode test_config_register(void)
         { "unknown top-level key", test_unknown_top_level_key },
         { "unknown app key", test_unknown_app_key },
         { "webhooks parsed", test_webhooks_parsed },
+        { "TLS needs cert and key", test_tls_needs_cert_and_key },
         { "webhook errors", test_webhook_errors },
         { "webhook delivery settings", test_webhook_delivery_settings },
         { "laravel ingest settings", test_laravel_ingest_settings },
