@@ -277,9 +277,9 @@ static void relay_log_start(const struct relay *relay, const char *bound)
     log_info("redis at %s:%d database %d, key prefix \"%s\"", cfg->redis.host, cfg->redis.port,
              cfg->redis.database, cfg->prefix);
     if (cfg->using_development_app)
-        log_warn("the built-in development app is in use (id app-1, key app-key, secret "
-                 "app-secret): it is for development only, configure your own apps before "
-                 "deploying");
+        log_warn("the built-in development app is in use (id app-1, key app-key; its secret "
+                 "is published in the README): it is for development only, configure your own "
+                 "apps before deploying");
 }
 
 static int relay_start(struct relay *relay)
