@@ -57,6 +57,7 @@ struct ingest_subscriber {
     int backoff_ms;
     bool outage_logged; /* one warning per outage */
     bool ever_ready;
+    char last_auth_failure[256]; /* logged already; cleared once ready */
 
     unsigned long long dropped;
 };
@@ -137,6 +138,7 @@ static void subscriber_become_ready(struct ingest_subscriber *sub)
     sub->link = LINK_READY;
     sub->ever_ready = true;
     sub->outage_logged = false;
+    sub->last_auth_failure[0] = '\0';
     sub->backoff_ms = SUBSCRIBER_BACKOFF_INITIAL_MS;
     subscriber_sync(sub);
 }
@@ -183,7 +185,12 @@ static void subscriber_on_auth(redisAsyncContext *ac, void *reply_ptr, void *pri
 
     sub->auth_pending = false;
     if (reply->type == REDIS_REPLY_ERROR) {
-        log_error("ingest: AUTH on the pub/sub connection failed: %s", reply->str);
+        /* A wrong password is a configuration error: logged once, not at
+         * every retry. */
+        if (strcmp(sub->last_auth_failure, reply->str) != 0) {
+            log_error("ingest: AUTH on the pub/sub connection failed: %s", reply->str);
+            snprintf(sub->last_auth_failure, sizeof sub->last_auth_failure, "%s", reply->str);
+        }
         /* Detached first, so the disconnect callback leaves the state alone. */
         sub->ctx = NULL;
         redisAsyncDisconnect(ac);

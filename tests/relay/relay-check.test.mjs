@@ -1067,6 +1067,20 @@ describe('herald-relay with Redis AUTH and a database', () => {
     assert.equal(relay.log.includes(password), false, 'the Redis password was logged');
   });
 
+  it('ingests Laravel broadcasts with AUTH', async () => {
+    const relay = await startRelay(`redis://:${password}@127.0.0.1:${redisPort}/3`, { HERALD_LARAVEL_INGEST: 'true' });
+    try {
+      await waitFor('the ingest to subscribe', () => relay.log.includes('ingest: subscribed to'));
+      await execFileAsync('redis-cli', ['-h', '127.0.0.1', '-p', String(redisPort), '-a', password, '--no-auth-warning',
+        'PUBLISH', 'laravel_database_news', '{"event":"e","data":{"socket":null},"socket":null}']);
+      await waitFor('the ingested event to be published', async () =>
+        (await readMetrics(relay.port))['herald_relay_ingest_messages_total{result="published"}'] === 1);
+    } finally {
+      await relay.stop();
+    }
+    assert.equal(relay.log.includes(password), false, 'the Redis password was logged');
+  });
+
   it('logs wrong password once', async () => {
     const relay = await startRelay(`redis://:wrong-${password}@127.0.0.1:${redisPort}`);
     try {
@@ -1075,6 +1089,20 @@ describe('herald-relay with Redis AUTH and a database', () => {
       const response = await signedPost(relay.port, '/events', eventBody());
       assert.equal(response.status, 503);
       assert.equal(relay.log.split('\n').filter((l) => !/ debug /.test(l) && l.includes('AUTH failed')).length, 1);
+    } finally {
+      await relay.stop();
+    }
+    assert.equal(relay.log.includes(password), false, 'the Redis password was logged');
+  });
+
+  it('logs wrong password once for the ingest', async () => {
+    const relay = await startRelay(`redis://:wrong-${password}@127.0.0.1:${redisPort}`, { HERALD_LARAVEL_INGEST: 'true' });
+    try {
+      await waitFor('the pub/sub AUTH error', () => relay.log.includes('ingest: AUTH on the pub/sub connection failed'));
+      await sleep(1000);
+      const errors = relay.log.split('\n').filter((line) => line.includes('ingest: AUTH on the pub/sub connection failed'));
+      assert.equal(errors.length, 1);
+      assert.equal(relay.log.includes('ingest: acquired the lease'), false);
     } finally {
       await relay.stop();
     }

@@ -315,6 +315,27 @@ describe('Laravel redis broadcaster ingest', () => {
     assert.equal(metrics['herald_relay_ingest_lease_held'], 0);
   });
 
+  it('resumes after a Redis restart', async () => {
+    await cluster.stopRedis();
+    await cluster.startRedis();
+    const holder = await waitForHolder(cluster, { timeout: 15000 });
+
+    // The gateways subscribe to their topics again on their own schedule,
+    // so fresh clients show when the cluster is whole again.
+    const receivers = [await connectRaw(0, 'after restart 1'), await connectRaw(1, 'after restart 2')];
+    for (const client of receivers) {
+      await subscribeRaw(client, 'news');
+    }
+    const since = receivers.map((client) => client.mark());
+    await broadcast(cluster, laravelPayload('AfterRestart', { ok: true }), ['news']);
+    await settle('news', receivers);
+
+    for (const [index, client] of receivers.entries()) {
+      assert.equal(framesOf(client, 'news', 'AfterRestart', since[index]).length, 1, client.name);
+    }
+    assert.ok(cluster.relayLogLinesOf(holder, 'ingest: acquired the lease').length >= 1);
+  });
+
   it('takes over within the lease after kill -9', async () => {
     const receivers = [await connectRaw(0, 'tick receiver 1'), await connectRaw(1, 'tick receiver 2')];
     for (const client of receivers) {
