@@ -256,7 +256,11 @@ static void ingest_on_lease_reply(void *arg, const struct redisReply *reply)
                                   : "the connection to Redis was lost");
         ingest_schedule(ingest, ingest->renew_interval_ms);
     } else if (reply->integer == -1) {
-        if (ingest_subscriber_ready(ingest->subscriber))
+        /* A reply that took longer than the lease confirms nothing that
+         * is still valid; the next tick renews it. */
+        uint64_t deadline = call->sent_ms + (uint64_t)(ingest->cfg->ingest_lease_ms -
+                                                       ingest->drift_margin_ms);
+        if (ingest_subscriber_ready(ingest->subscriber) && monotonic_ms() < deadline)
             ingest_hold(ingest, call->sent_ms);
         ingest_schedule(ingest, ingest->renew_interval_ms);
     } else {
