@@ -8,7 +8,6 @@
 #include "http_internal.h"
 #include "metrics.h"
 #include "strbuf.h"
-#include "webhook.h"
 
 #define HTTP_OPS_CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
 #define HTTP_OPS_CONTENT_TYPE_METRICS "text/plain; version=0.0.4"
@@ -73,8 +72,6 @@ static void http_ops_render_metrics(struct strbuf *out, const struct http_api *a
 
     for (size_t i = 0; i < api->metrics_writer_count; i++)
         api->metrics_writers[i].write(out, api->metrics_writers[i].arg);
-
-    webhook_render_metrics(out);
 }
 
 void http_ops_handle(struct http_exchange *exchange)

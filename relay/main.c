@@ -311,6 +311,10 @@ static int relay_start(struct relay *relay)
     relay->webhooks = webhook_dispatcher_create(relay->base, &relay->cfg);
     if (!relay->webhooks)
         return -1;
+    if (http_api_add_metrics(relay->api, webhook_write_metrics, relay->webhooks) != 0) {
+        log_error("cannot register the webhook metrics: too many metrics writers");
+        return -1;
+    }
 
     if (relay->cfg.laravel_ingest) {
         relay->ingest = ingest_create(relay->base, &relay->cfg, relay->publisher);

@@ -92,9 +92,6 @@ static const char depth_script[] =
     "end\n"
     "return {pending, lag, length, removed}\n";
 
-/* The dispatcher whose metrics GET /metrics renders; one per process. */
-static struct webhook_dispatcher *active_dispatcher;
-
 /* ------------------------------------------------------------------------
  * Helpers
  * ------------------------------------------------------------------------ */
@@ -729,10 +726,8 @@ struct webhook_dispatcher *webhook_dispatcher_create(struct event_base *base,
         if (cfg->apps[i].webhook_count > 0)
             with_webhooks++;
     }
-    if (with_webhooks == 0) {
-        active_dispatcher = dispatcher;
+    if (with_webhooks == 0)
         return dispatcher;
-    }
 
     dispatcher->apps = calloc(with_webhooks, sizeof *dispatcher->apps);
     if (!dispatcher->apps) {
@@ -776,7 +771,6 @@ struct webhook_dispatcher *webhook_dispatcher_create(struct event_base *base,
 
     log_info("webhook: delivering the jobs of %zu apps as consumer %s of group %s",
              dispatcher->app_count, dispatcher->consumer, WEBHOOK_GROUP);
-    active_dispatcher = dispatcher;
     return dispatcher;
 }
 
@@ -795,8 +789,6 @@ void webhook_dispatcher_free(struct webhook_dispatcher *dispatcher)
 {
     if (!dispatcher)
         return;
-    if (active_dispatcher == dispatcher)
-        active_dispatcher = NULL;
 
     size_t held = 0;
     for (size_t i = 0; i < dispatcher->app_count; i++)
@@ -843,10 +835,10 @@ static void write_app_counters(struct strbuf *out, const struct webhook_dispatch
     }
 }
 
-void webhook_render_metrics(struct strbuf *out)
+void webhook_write_metrics(struct strbuf *out, void *arg)
 {
-    const struct webhook_dispatcher *dispatcher = active_dispatcher;
-    if (!dispatcher || dispatcher->app_count == 0)
+    const struct webhook_dispatcher *dispatcher = arg;
+    if (dispatcher->app_count == 0)
         return;
 
     strbuf_append_str(out,

@@ -43,9 +43,9 @@ void webhook_dispatcher_stop(struct webhook_dispatcher *dispatcher);
  * dispatcher. Must not be called from a Redis or HTTP callback. */
 void webhook_dispatcher_free(struct webhook_dispatcher *dispatcher);
 
-/* Appends the webhook metrics of the process's dispatcher, in Prometheus
- * text format, to `out`: nothing when no dispatcher exists or no app has
- * webhooks. */
-void webhook_render_metrics(struct strbuf *out);
+/* Appends the webhook metrics of `dispatcher` (a struct webhook_dispatcher)
+ * to `out` in Prometheus text format, nothing when no app has webhooks.
+ * Its signature is http_api_add_metrics's writer. */
+void webhook_write_metrics(struct strbuf *out, void *dispatcher);
 
 #endif
