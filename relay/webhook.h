@@ -4,15 +4,17 @@
  * Gateways append jobs to <prefix>webhooks:{<app id>}. Every relay reads
  * them through the consumer group "herald-relays" under a consumer name of
  * its own, so each job goes to one relay. A job is acknowledged (XACK) only
- * after every endpoint that wants its event type responded with 2xx. Failed POSTs
- * are retried with exponential backoff, and a job that one endpoint
- * rejected webhook_max_attempts times is copied to
+ * after every endpoint that wants its event type responded with 2xx.
+ * Failed POSTs are retried with exponential backoff, and a job that one
+ * endpoint rejected webhook_max_attempts times is copied to
  * <prefix>webhooks-parked:{<app id>} with the error and then acknowledged.
- * A relay renews its claim on the jobs it holds; jobs left unacknowledged
- * for webhook_claim_idle seconds (their relay died) are claimed by another
- * relay with XAUTOCLAIM. Delivery is therefore at least once: a job can
- * reach an endpoint twice, for example when its relay dies after the POST
- * and before the XACK. docs/webhooks.md describes it for operators.
+ *
+ * A relay renews its claim on the jobs it has in memory. Jobs left without
+ * renewal for webhook_claim_idle seconds, because their relay died, are
+ * claimed by another relay with XAUTOCLAIM. Delivery is therefore at least
+ * once: a job can reach an endpoint twice, for example when its relay dies
+ * after the POST and before the XACK. docs/webhooks.md describes it for
+ * operators.
  *
  * The dispatcher has two Redis connections of its own: one only for the
  * blocking XREADGROUP, so a blocked read never delays other commands, and
