@@ -23,8 +23,8 @@
 #define WEBHOOK_FAILURE_LOG_INTERVAL_MS 60000
 
 /* Acknowledges the job, then copies it to the parked stream once per
- * endpoint that gave up on it. The XACK goes first so that a missing group
- * (Redis lost it) writes nothing; the caller then drops the job.
+ * endpoint that gave up on it. The XACK goes first, so a missing group
+ * (Redis lost it) writes nothing and the caller drops the job.
  * KEYS[1] stream, KEYS[2] parked stream, ARGV[1] group, ARGV[2] job id,
  * ARGV[3] parked stream max length, ARGV[4] number of entries, then per
  * entry its field count and the fields. */

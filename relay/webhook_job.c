@@ -14,7 +14,7 @@ static bool field_is(const char *name, size_t len, const char *expected)
     return len == strlen(expected) && memcmp(name, expected, len) == 0;
 }
 
-/* Parses the decimal subscription count; the scripts write it with
+/* Parses the decimal subscription count. The scripts write it with
  * tostring(), so it is a plain non-negative integer. */
 static int parse_count(const char *text, long long *value)
 {

@@ -31,7 +31,7 @@ struct webhook_job_event {
 };
 
 /* Parses a stream entry given as `count` strings alternating field name and
- * value; `lengths` gives each string's length, and each string must also be
+ * value. `lengths` gives each string's length, and each string must also be
  * NUL-terminated. Fields the job type does not use are ignored, and an
  * empty user_id counts as absent. Returns 0, or -1 with the reason in `err`
  * (for example "missing field user_id for member_added"). */
