@@ -104,14 +104,15 @@ static void append_event_group(struct strbuf *data, const char *name, char **ids
 static void on_watchlist_state(redisReply *reply, void *privdata)
 {
     struct watchlist_request *request = privdata;
-    if (request->cancelled || !reply || reply->type != REDIS_REPLY_ARRAY ||
-        reply->elements != request->count) {
-        if (!request->cancelled)
-            request->conn->watchlist = NULL;
+    if (request->cancelled) {
         watchlist_request_free(request);
         return;
     }
     request->conn->watchlist = NULL;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != request->count) {
+        watchlist_request_free(request);
+        return;
+    }
 
     bool *online = calloc(request->count ? request->count : 1, sizeof *online);
     if (!online) {
@@ -140,6 +141,12 @@ static void on_watchlist_state(redisReply *reply, void *privdata)
 void users_signed_in(struct connection *conn, json_object *watchlist)
 {
     pending_remove(conn);
+
+    /* A second sign-in replaces the first one's request for the state. */
+    if (conn->watchlist) {
+        conn->watchlist->cancelled = true;
+        conn->watchlist = NULL;
+    }
 
     size_t total = watchlist ? json_object_array_length(watchlist) : 0;
     size_t count = total > USERS_WATCHLIST_MAX ? USERS_WATCHLIST_MAX : total;
