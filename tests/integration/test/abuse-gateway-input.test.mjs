@@ -1,0 +1,149 @@
+// Client input that the gateway accepts but changes on the way: strings
+// with an escaped NUL (\u0000), which the gateway reads as C strings and so
+// cuts short, and sign-in user_info that skips the presence member size
+// limit. Each value must be rejected or kept exactly as sent.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { startCluster } from '../lib/cluster.mjs';
+import { RawClient } from '../lib/raw-client.mjs';
+
+const APPS = [
+  {
+    id: 'app-1',
+    key: 'app-key',
+    secret: 'app-secret',
+    enable_client_messages: true,
+    max_presence_member_bytes: 1024,
+  },
+];
+
+let cluster;
+let backend;
+const clients = [];
+
+async function connect(gatewayIndex, name) {
+  const client = await RawClient.connect(cluster.gatewayUrl(gatewayIndex), { name });
+  clients.push(client);
+  return client;
+}
+
+/** Sends pusher:subscribe with `data` and returns the first reply frame about `channel`. */
+async function subscribeReply(client, channel, data) {
+  const since = client.mark();
+  client.send({ event: 'pusher:subscribe', data: { channel, ...data } });
+  const item = await client.waitForFrame(
+    (frame) =>
+      frame.event === 'pusher:error' ||
+      (frame.channel !== undefined &&
+        ['pusher_internal:subscription_succeeded', 'pusher:subscription_error'].includes(frame.event)),
+    { since, what: `a reply to subscribing to ${JSON.stringify(channel)}` },
+  );
+  return item.frame;
+}
+
+describe('gateway input that is changed on the way', () => {
+  before(async () => {
+    cluster = await startCluster('abuse-gateway-input', { env: { HERALD_APPS: JSON.stringify(APPS) } });
+    backend = cluster.sdk();
+  });
+
+  after(async () => {
+    for (const client of clients) {
+      client.close();
+    }
+    if (cluster) {
+      try {
+        cluster.assertAllRunning();
+      } finally {
+        await cluster.stop();
+      }
+    }
+  });
+
+  it(
+    'rejects a channel name with NUL',
+    { todo: 'the gateway cuts the name at the NUL and subscribes the client to "nul-cut" instead' },
+    async () => {
+      const client = await connect(0, 'subscriber with NUL in the channel name');
+      const requested = 'nul-cut\u0000tail';
+      const reply = await subscribeReply(client, requested, {});
+      assert.notEqual(
+        reply.event,
+        'pusher_internal:subscription_succeeded',
+        `subscribing to ${JSON.stringify(requested)} succeeded for channel ${JSON.stringify(reply.channel)}`,
+      );
+    },
+  );
+
+  it(
+    'keeps NUL in client event data',
+    { todo: 'the gateway cuts client event data at the first NUL and relays "a" for "a\\u0000b"' },
+    async () => {
+      const channel = 'private-nul-data';
+      const sender = await connect(0, 'client event sender');
+      const receiver = await connect(1, 'client event receiver');
+      for (const client of [sender, receiver]) {
+        await client.subscribe(channel, backend.authorizeChannel(client.socketId, channel));
+      }
+
+      const sent = 'a\u0000b';
+      const senderSince = sender.mark();
+      const receiverSince = receiver.mark();
+      sender.send({ event: 'client-nul', channel, data: sent });
+      sender.send({ event: 'client-after', channel, data: 'marker' });
+      await receiver.waitForEvent('client-after', { since: receiverSince });
+
+      const relayed = receiver.events('client-nul', { since: receiverSince }).map((item) => item.frame.data);
+      const rejected = sender.events('pusher:error', { since: senderSince }).length > 0;
+      if (rejected) {
+        assert.deepEqual(relayed, [], 'the sender got pusher:error, but the event was relayed anyway');
+      } else {
+        assert.deepEqual(relayed, [sent], 'the relayed data differs from the data sent');
+      }
+    },
+  );
+
+  it(
+    'keeps user_id with NUL apart',
+    { todo: 'the gateway cuts user_id "nul\\u0000id" at the NUL, so the connection joins as the other user "nul"' },
+    async () => {
+      const channel = 'presence-nul-ids';
+      const member = await connect(1, 'member "nul"');
+      await member.subscribe(channel, backend.authorizeChannel(member.socketId, channel, { user_id: 'nul' }));
+
+      const joiner = await connect(0, 'joiner "nul\\u0000id"');
+      const userId = 'nul\u0000id';
+      const reply = await subscribeReply(joiner, channel, backend.authorizeChannel(joiner.socketId, channel, { user_id: userId }));
+      if (reply.event === 'pusher:subscription_error') {
+        assert.equal(reply.data.type, 'InvalidChannelData', JSON.stringify(reply));
+        return;
+      }
+      const { ids } = JSON.parse(reply.data).presence;
+      assert.deepEqual(ids.slice().sort(), ['nul', userId].sort(), `members after the join: ${JSON.stringify(ids)}`);
+    },
+  );
+
+  it(
+    'limits sign-in user_info in presence',
+    {
+      todo:
+        'a signed-in connection that joins a presence channel without channel_data becomes a member with ' +
+        'its sign-in user_info, and max_presence_member_bytes is not checked on that path',
+    },
+    async () => {
+      const channel = 'presence-signed-in';
+      const client = await connect(0, 'signed-in user with a large user_info');
+      const user = { id: 'large', user_info: { bio: 'b'.repeat(2000) } };
+      const since = client.mark();
+      client.send({ event: 'pusher:signin', data: backend.authenticateUser(client.socketId, user) });
+      await client.waitForEvent('pusher:signin_success', { since });
+
+      // Without channel_data, the signature covers "<socket_id>:<channel>".
+      const reply = await subscribeReply(client, channel, { auth: backend.authorizeChannel(client.socketId, channel).auth });
+      assert.equal(reply.event, 'pusher:subscription_error', `a member with ${reply.data?.length ?? 0} bytes of snapshot data joined`);
+      assert.equal(reply.data.type, 'LimitReached', JSON.stringify(reply));
+    },
+  );
+});
