@@ -40,13 +40,13 @@ function contextCopySources() {
     .flatMap(({ argument }) => argument.split(' ').slice(0, -1));
 }
 
-// Lines of a CMakeLists.txt outside `if(HERALD_TESTS)` blocks, which the
-// image leaves out by building with HERALD_TESTS=OFF.
+// Lines of a CMakeLists.txt outside `if(HERALD_TESTS)` and `if(HERALD_FUZZ)`
+// blocks, which the image leaves out: both options are off in its build.
 function linesWithoutTests(file) {
   const lines = [];
   let testsDepth = 0;
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (testsDepth === 0 && /^\s*if\s*\(\s*HERALD_TESTS\s*\)/.test(line)) {
+    if (testsDepth === 0 && /^\s*if\s*\(\s*HERALD_(TESTS|FUZZ)\s*\)/.test(line)) {
       testsDepth = 1;
       continue;
     }
