@@ -19,7 +19,7 @@ async function connect(gatewayIndex, name) {
   return client;
 }
 
-/** Signs `client` in as `userData` and returns the frames up to signin_success. */
+/** Signs `client` in as `userData`; returns the inbox mark taken before the sign-in. */
 async function signIn(client, userData) {
   const since = client.mark();
   client.send({ event: 'pusher:signin', data: cluster.sdk().authenticateUser(client.socketId, userData) });
