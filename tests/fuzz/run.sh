@@ -6,8 +6,8 @@
 #
 # SECONDS is the time per harness (default 20). HARNESS names a directory
 # of tests/fuzz/corpus (client_frame, config, envelope, handshake,
-# http_request, trigger_body); without one, every harness runs, one after
-# the other. Inputs the fuzzer finds go to build-fuzz/fuzz-corpus/HARNESS,
+# http_request, laravel_payload, trigger_body); without one, every harness
+# runs, one after the other. Inputs the fuzzer finds go to build-fuzz/fuzz-corpus/HARNESS,
 # never into the repository.
 #
 # Exits non-zero when a harness crashes, leaks, hits undefined behaviour or
