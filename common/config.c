@@ -213,6 +213,7 @@ static void set_defaults(struct herald_config *cfg)
     cfg->node_timeout = 10;
     cfg->drain_seconds = 10;
     cfg->cache_ttl = 1800;
+    cfg->max_subscriptions_per_connection = 200;
     cfg->webhook_timeout = 5;
     cfg->webhook_max_attempts = 10;
     cfg->webhook_stream_max_length = 100000;
@@ -396,6 +397,8 @@ static const struct setting settings[] = {
             .max = WEBHOOK_CLAIM_IDLE_MAX),
     SETTING(strict_protocol, "HERALD_STRICT_PROTOCOL", SETTING_BOOL),
     SETTING(max_message_bytes, "HERALD_MAX_MESSAGE_BYTES", SETTING_POSITIVE),
+    SETTING(max_subscriptions_per_connection, "HERALD_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+            SETTING_POSITIVE),
     SETTING(max_outbound_queue_bytes, "HERALD_MAX_OUTBOUND_QUEUE_BYTES", SETTING_POSITIVE),
     SETTING(auth_timestamp_window, "HERALD_AUTH_TIMESTAMP_WINDOW", SETTING_POSITIVE),
     SETTING(max_request_body_bytes, "HERALD_MAX_REQUEST_BODY_BYTES", SETTING_POSITIVE),

@@ -174,14 +174,19 @@ static json_object *data_object(json_object *frame, json_object **owned)
     return parsed;
 }
 
-/* Returns the string member `key` of `obj`, or NULL when absent or not a string. */
+/* Returns the string member `key` of `obj`, or NULL when absent, not a
+ * string, or containing a NUL character (an escaped \u0000), which C
+ * strings would silently cut off. */
 static const char *string_member(json_object *obj, const char *key)
 {
     json_object *value;
     if (!obj || !json_object_object_get_ex(obj, key, &value) ||
         !json_object_is_type(value, json_type_string))
         return NULL;
-    return json_object_get_string(value);
+    const char *text = json_object_get_string(value);
+    if (strlen(text) != (size_t)json_object_get_string_len(value))
+        return NULL;
+    return text;
 }
 
 /* ---- pusher:subscribe ------------------------------------------------- */
@@ -231,7 +236,8 @@ static struct presence_member *parse_channel_data(struct connection *conn, const
     if (valid && json_object_is_type(user_id, json_type_string)) {
         const char *text = json_object_get_string(user_id);
         size_t len = strlen(text);
-        valid = len > 0 && len <= USER_ID_MAX;
+        valid = len > 0 && len <= USER_ID_MAX &&
+                len == (size_t)json_object_get_string_len(user_id);
         if (valid)
             memcpy(id, text, len + 1);
     } else if (valid && json_object_is_type(user_id, json_type_int)) {
@@ -356,7 +362,29 @@ static void handle_subscribe(struct connection *conn, json_object *frame)
         if (!member)
             goto done;
     } else if (kind.type == CHANNEL_PRESENCE) {
+        /* The signed-in user's info is the member's info, so it counts
+         * against the same limit as channel_data. */
+        size_t info_len = strlen(conn->user_info);
+        if (info_len > (size_t)conn->app->max_presence_member_bytes) {
+            snprintf(message, sizeof message,
+                     "The signed-in user's user_info is %zu bytes; the presence member limit is "
+                     "%d bytes",
+                     info_len, conn->app->max_presence_member_bytes);
+            send_subscription_error(conn, channel, "LimitReached", message, 4301);
+            goto done;
+        }
         member = presence_member_new(conn->user_id, conn->user_info);
+    }
+
+    if (conn->subscription_count >= (uint32_t)gateway.config.max_subscriptions_per_connection &&
+        !channels_find(conn, channel)) {
+        snprintf(message, sizeof message,
+                 "Subscription limit reached: a connection may subscribe to %d channels",
+                 gateway.config.max_subscriptions_per_connection);
+        send_subscription_error(conn, channel, "LimitReached", message, 4100);
+        if (member)
+            presence_member_free(member);
+        goto done;
     }
 
     if (channels_subscribe(conn, channel, member) != 0) {
@@ -547,13 +575,17 @@ static void handle_client_event(struct connection *conn, json_object *frame, con
      * frame carries a string either way. */
     json_object *data = NULL;
     const char *data_text = "{}";
-    if (json_object_object_get_ex(frame, "data", &data) && data) {
-        data_text = json_object_is_type(data, json_type_string)
-                        ? json_object_get_string(data)
-                        : json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN |
-                                                                   JSON_C_TO_STRING_NOSLASHESCAPE);
+    size_t data_len;
+    if (json_object_object_get_ex(frame, "data", &data) && data &&
+        json_object_is_type(data, json_type_string)) {
+        data_text = json_object_get_string(data);
+        data_len = (size_t)json_object_get_string_len(data);
+    } else {
+        if (data)
+            data_text = json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
+        data_len = strlen(data_text);
     }
-    size_t data_len = strlen(data_text);
     if (data_len > (size_t)app->max_event_payload_bytes) {
         snprintf(message, sizeof message,
                  "Client event data is %zu bytes; the limit is %d bytes", data_len,

@@ -253,9 +253,13 @@ static int write_queued(struct connection *conn)
     struct lws *wsi = conn->wsi;
 
     if (conn->send_protocol_ping) {
-        unsigned char ping[LWS_PRE + 1];
+        /* A non-empty payload, because libwebsockets 4.1 does not report a
+         * pong with an empty payload to the callback, and the client's
+         * automatic pong would then not count as a sign of life. */
+        unsigned char ping[LWS_PRE + 4];
+        memcpy(ping + LWS_PRE, "ping", 4);
         conn->send_protocol_ping = false;
-        if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+        if (lws_write(wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
             return -1;
         if (lws_partial_buffered(wsi)) {
             lws_callback_on_writable(wsi);
@@ -531,13 +535,19 @@ static const struct lws_protocols protocols[] = {
 
 static void emit_lws_log(int level, const char *line)
 {
+    static uint64_t errors_logged;
     size_t len = strlen(line);
     while (len && line[len - 1] == '\n')
         len--;
-    if (level & LLL_ERR)
-        log_error("libwebsockets: %.*s", (int)len, line);
-    else
+    if (!(level & LLL_ERR)) {
         log_debug("libwebsockets: %.*s", (int)len, line);
+        return;
+    }
+    /* Out of file descriptors, libwebsockets reports every failed accept;
+     * keep the first and every 1000th so a flood cannot fill the disk. */
+    if (errors_logged++ % 1000 == 0)
+        log_error("libwebsockets: %.*s (%llu errors so far)", (int)len, line,
+                  (unsigned long long)errors_logged);
 }
 
 int server_start(void)

@@ -318,6 +318,7 @@ int users_handle_control(const char *topic, size_t topic_len, const char *payloa
     json_tokener_free(tokener);
     json_object *event = NULL, *data = NULL;
     if (frame && json_object_object_get_ex(frame, "event", &event) &&
+        json_object_is_type(event, json_type_string) &&
         json_object_object_get_ex(frame, "data", &data) &&
         json_object_is_type(data, json_type_string) &&
         strcmp(json_object_get_string(event), "herald:terminate_user") == 0) {

@@ -97,11 +97,6 @@ describe('subscription flood from one connection', () => {
 
   it(
     'keeps delivering to neighbours',
-    {
-      todo:
-        'no per-connection subscription limit: while the gateway works through one connection\'s 30000 ' +
-        'subscribes, a neighbour\'s event waits for seconds',
-    },
     async () => {
       const neighbour = await connect('neighbour');
       await neighbour.subscribe('flood-neighbour');
@@ -135,11 +130,6 @@ describe('subscription flood from one connection', () => {
 
   it(
     'costs linear CPU per channel',
-    {
-      todo:
-        'each pusher:subscribe scans the connection\'s whole subscription list (find_subscription in ' +
-        'channels.c), so N subscribes on one connection cost O(N^2) name comparisons on the gateway\'s only thread',
-    },
     async () => {
       const names = (count, tag) => Array.from({ length: count }, (_, index) => `${SHARED_PREFIX}${tag}${index}`);
       const small = await floodCpuSeconds('small flood', names(SMALL_FLOOD_CHANNELS, 's'));
