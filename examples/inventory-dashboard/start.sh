@@ -5,8 +5,8 @@
 # stays in the foreground until Ctrl-C or SIGTERM stops it.
 #
 # Settings (environment): PORT (8000), HERALD_RELAY_HOST (127.0.0.1),
-# HERALD_RELAY_PORT (6002), HERALD_WS_HOST (127.0.0.1), HERALD_WS_PORT
-# (6001,6003: a comma-separated list of gateway ports), HERALD_APP_ID,
+# HERALD_RELAY_PORT (6001), HERALD_WS_HOST (127.0.0.1), HERALD_WS_PORT
+# (6001, or a comma-separated list of gateway ports), HERALD_APP_ID,
 # HERALD_APP_KEY and HERALD_APP_SECRET (app-1, app-key, app-secret).
 #
 # Usage: start.sh [--no-install]
@@ -33,9 +33,9 @@ done
 
 export PORT=${PORT:-8000}
 export HERALD_RELAY_HOST=${HERALD_RELAY_HOST:-127.0.0.1}
-export HERALD_RELAY_PORT=${HERALD_RELAY_PORT:-6002}
+export HERALD_RELAY_PORT=${HERALD_RELAY_PORT:-6001}
 export HERALD_WS_HOST=${HERALD_WS_HOST:-127.0.0.1}
-export HERALD_WS_PORT=${HERALD_WS_PORT:-6001,6003}
+export HERALD_WS_PORT=${HERALD_WS_PORT:-6001}
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "start.sh: node and npm are required; run scripts/install-deps.sh" >&2

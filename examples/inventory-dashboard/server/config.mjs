@@ -1,12 +1,13 @@
 // Reads the demo backend's settings from the environment. Every setting has
-// a default that matches scripts/quickstart.sh and its development app.
+// a default that matches scripts/quickstart.sh: one public port (HAProxy on
+// 6001) for the HTTP API and WebSockets, and the development app.
 
 const DEFAULTS = {
   PORT: '8000',
   HERALD_RELAY_HOST: '127.0.0.1',
-  HERALD_RELAY_PORT: '6002',
+  HERALD_RELAY_PORT: '6001',
   HERALD_WS_HOST: '127.0.0.1',
-  HERALD_WS_PORT: '6001,6003',
+  HERALD_WS_PORT: '6001',
   HERALD_APP_ID: 'app-1',
   HERALD_APP_KEY: 'app-key',
   HERALD_APP_SECRET: 'app-secret',
