@@ -16,20 +16,12 @@ struct cache_fetch {
     char *channel;
     bool cancelled; /* the subscription went away; ignore the reply */
 
-    /* Events that arrived during the fetch; `seqs` is the member event
-     * sequence number, 0 for other events. */
-    struct message **held;
-    unsigned long long *seqs;
-    uint32_t count;
-    uint32_t capacity;
+    struct message_hold held; /* events that arrived during the fetch */
 };
 
 static void fetch_free(struct cache_fetch *fetch)
 {
-    for (uint32_t i = 0; i < fetch->count; i++)
-        message_unref(fetch->held[i]);
-    free(fetch->held);
-    free(fetch->seqs);
+    message_hold_clear(&fetch->held);
     free(fetch->channel);
     free(fetch);
 }
@@ -37,22 +29,7 @@ static void fetch_free(struct cache_fetch *fetch)
 void cache_fetch_hold(struct cache_fetch *fetch, struct message *m, unsigned long long seq,
                       bool member_event)
 {
-    if (fetch->count == fetch->capacity) {
-        uint32_t capacity = fetch->capacity ? fetch->capacity * 2 : 4;
-        struct message **held = realloc(fetch->held, capacity * sizeof *held);
-        unsigned long long *seqs = realloc(fetch->seqs, capacity * sizeof *seqs);
-        if (!held || !seqs) {
-            log_error("out of memory holding events for a cache channel");
-            abort();
-        }
-        fetch->held = held;
-        fetch->seqs = seqs;
-        fetch->capacity = capacity;
-    }
-    message_ref(m);
-    fetch->held[fetch->count] = m;
-    fetch->seqs[fetch->count] = member_event ? seq : 0;
-    fetch->count++;
+    message_hold_push(&fetch->held, m, member_event ? seq : 0);
 }
 
 void cache_fetch_cancel(struct cache_fetch *fetch)
@@ -67,12 +44,13 @@ static void flush_held(struct connection *conn, struct subscription *sub,
                        struct cache_fetch *fetch, const char *cached, size_t cached_len)
 {
     bool skipped_cached = false;
-    for (uint32_t i = 0; i < fetch->count; i++) {
-        struct message *m = fetch->held[i];
-        if (fetch->seqs[i] && sub->member) {
-            if (fetch->seqs[i] <= sub->member->last_seq)
+    for (uint32_t i = 0; i < fetch->held.count; i++) {
+        struct message *m = fetch->held.messages[i];
+        unsigned long long seq = fetch->held.seqs[i];
+        if (seq && sub->member) {
+            if (seq <= sub->member->last_seq)
                 continue;
-            sub->member->last_seq = fetch->seqs[i];
+            sub->member->last_seq = seq;
         } else if (!skipped_cached && cached && m->len == cached_len &&
                    memcmp(message_payload(m), cached, cached_len) == 0) {
             skipped_cached = true;

@@ -563,14 +563,13 @@ void channels_presence_joined(struct connection *conn, struct presence_member *m
         /* Events the snapshot already reflects carry a sequence number no
          * higher than the snapshot's; send only the later ones. */
         member->last_seq = seq;
-        for (uint32_t i = 0; i < member->held_count; i++) {
-            if (member->held_seq[i] > member->last_seq) {
-                connection_send(conn, member->held[i]);
-                member->last_seq = member->held_seq[i];
+        for (uint32_t i = 0; i < member->held.count; i++) {
+            if (member->held.seqs[i] > member->last_seq) {
+                connection_send(conn, member->held.messages[i]);
+                member->last_seq = member->held.seqs[i];
             }
-            message_unref(member->held[i]);
         }
-        member->held_count = 0;
+        message_hold_clear(&member->held);
         if (sub->channel->cache)
             cache_fetch_start(conn, sub, sub->channel->name);
         break;

@@ -114,3 +114,28 @@ void message_queue_clear(struct message_queue *q)
     free(q->items);
     memset(q, 0, sizeof *q);
 }
+
+void message_hold_push(struct message_hold *hold, struct message *m, unsigned long long seq)
+{
+    if (hold->count == hold->capacity) {
+        uint32_t capacity = hold->capacity ? hold->capacity * 2 : 4;
+        hold->messages = checked_alloc(realloc(hold->messages, capacity * sizeof *hold->messages),
+                                       capacity * sizeof *hold->messages);
+        hold->seqs = checked_alloc(realloc(hold->seqs, capacity * sizeof *hold->seqs),
+                                   capacity * sizeof *hold->seqs);
+        hold->capacity = capacity;
+    }
+    message_ref(m);
+    hold->messages[hold->count] = m;
+    hold->seqs[hold->count] = seq;
+    hold->count++;
+}
+
+void message_hold_clear(struct message_hold *hold)
+{
+    for (uint32_t i = 0; i < hold->count; i++)
+        message_unref(hold->messages[i]);
+    free(hold->messages);
+    free(hold->seqs);
+    memset(hold, 0, sizeof *hold);
+}

@@ -67,4 +67,19 @@ void message_queue_pop(struct message_queue *q);
 /* Unreferences everything still queued and frees the ring. */
 void message_queue_clear(struct message_queue *q);
 
+/* Messages held back while a subscription waits for Redis, in arrival
+ * order, each with the member event sequence number it carried (0 for
+ * other events). */
+struct message_hold {
+    struct message **messages;
+    unsigned long long *seqs;
+    uint32_t count;
+    uint32_t capacity;
+};
+
+void message_hold_push(struct message_hold *hold, struct message *m, unsigned long long seq);
+
+/* Unreferences every held message and frees the arrays. */
+void message_hold_clear(struct message_hold *hold);
+
 #endif

@@ -48,10 +48,7 @@ void presence_member_free(struct presence_member *member)
 {
     if (member->join)
         member->join->cancelled = true;
-    for (uint32_t i = 0; i < member->held_count; i++)
-        message_unref(member->held[i]);
-    free(member->held);
-    free(member->held_seq);
+    message_hold_clear(&member->held);
     free(member->user_id);
     free(member->user_info);
     free(member);
@@ -59,22 +56,7 @@ void presence_member_free(struct presence_member *member)
 
 void presence_hold(struct presence_member *member, struct message *m, unsigned long long seq)
 {
-    if (member->held_count == member->held_capacity) {
-        uint32_t capacity = member->held_capacity ? member->held_capacity * 2 : 4;
-        struct message **held = realloc(member->held, capacity * sizeof *held);
-        unsigned long long *seqs = realloc(member->held_seq, capacity * sizeof *seqs);
-        if (!held || !seqs) {
-            log_error("out of memory holding presence events");
-            abort();
-        }
-        member->held = held;
-        member->held_seq = seqs;
-        member->held_capacity = capacity;
-    }
-    message_ref(m);
-    member->held[member->held_count] = m;
-    member->held_seq[member->held_count] = seq;
-    member->held_count++;
+    message_hold_push(&member->held, m, seq);
 }
 
 /* ---- join ------------------------------------------------------------- */

@@ -27,13 +27,9 @@ struct presence_member {
      * contains can arrive after it and must be dropped. */
     unsigned long long last_seq;
 
-    /* Member events received while the join was in flight, with their
-     * sequence numbers; delivered after the snapshot unless it already
-     * contains them. */
-    struct message **held;
-    unsigned long long *held_seq;
-    uint32_t held_count;
-    uint32_t held_capacity;
+    /* Member events received while the join was in flight; delivered
+     * after the snapshot unless it already contains them. */
+    struct message_hold held;
 };
 
 enum presence_join_result {
