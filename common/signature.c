@@ -246,6 +246,11 @@ int signature_parse_query(const char *query, struct query_param **params)
                 free(key);
                 free(list[existing].value);
                 list[existing].value = value;
+            } else if (count == SIGNATURE_MAX_QUERY_PARAMS) {
+                free(key);
+                free(value);
+                signature_free_query(list, count);
+                return -2;
             } else {
                 list[count].key = key;
                 list[count].value = value;

@@ -49,10 +49,15 @@ struct query_param {
     char *value; /* percent-decoded */
 };
 
+/* Most parameters one query string may carry. A signed Pusher request has
+ * fewer than ten, and the duplicate check below is quadratic. */
+#define SIGNATURE_MAX_QUERY_PARAMS 64
+
 /* Decodes a raw query string the way PHP's parse_str does for flat keys
  * ('+' is a space, %XX escapes, keys lowercased). Returns the number of
- * parameters stored in a newly allocated array at *params, or -1 on an
- * invalid escape. Free with signature_free_query. */
+ * parameters stored in a newly allocated array at *params, -1 on an
+ * invalid escape, or -2 with more than SIGNATURE_MAX_QUERY_PARAMS
+ * parameters. Free with signature_free_query. */
 int signature_parse_query(const char *query, struct query_param **params);
 void signature_free_query(struct query_param *params, int count);
 

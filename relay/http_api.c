@@ -386,7 +386,11 @@ static int http_exchange_check_signature(struct http_exchange *exchange, char *e
     int count = signature_parse_query(query ? query : "", &exchange->params);
     if (count < 0) {
         exchange->params = NULL;
-        snprintf(err, err_len, "Invalid query string: a percent-escape is malformed");
+        if (count == -2)
+            snprintf(err, err_len, "Invalid query string: more than %d parameters",
+                     SIGNATURE_MAX_QUERY_PARAMS);
+        else
+            snprintf(err, err_len, "Invalid query string: a percent-escape is malformed");
         return 400;
     }
     exchange->param_count = count;
