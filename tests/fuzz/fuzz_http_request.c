@@ -51,11 +51,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* Checks the decoded parameters against the contract of
- * signature_parse_query: names lowercased, each name once. */
+ * signature_parse_query: at most SIGNATURE_MAX_QUERY_PARAMS, names
+ * lowercased, each name once. */
 static void check_params(const char *query, const struct query_param *params, int count)
 {
     FUZZ_CHECK((size_t)count <= strlen(query) / 2 + 1, "%d parameters from %zu bytes", count,
                strlen(query));
+    FUZZ_CHECK(count <= SIGNATURE_MAX_QUERY_PARAMS, "%d parameters, over the maximum", count);
     for (int i = 0; i < count; i++) {
         FUZZ_CHECK(params[i].key && params[i].value, "parameter %d without name or value", i);
         FUZZ_CHECK(params[i].key[0], "parameter %d has an empty name", i);
