@@ -60,8 +60,8 @@ for harness in "${harnesses[@]}"; do
   mkdir -p "$corpus"
   echo "run.sh: fuzzing $harness for $seconds s"
   # The first directory receives new inputs; the seeds are only read.
-  # -timeout stops a single input that runs for 10 s, so a hang cannot
-  # outlast the time budget.
+  # -timeout fails an input that runs for 10 s, so a hang overruns the
+  # time budget by at most that much.
   if "$build/tests/fuzz/fuzz_$harness" -max_total_time="$seconds" -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$harness-" \
     "$corpus" "$repo/tests/fuzz/corpus/$harness" >"$log" 2>&1; then
