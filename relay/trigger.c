@@ -87,6 +87,51 @@ void trigger_printable(char *out, size_t out_len, const char *text, size_t text_
     out[n] = '\0';
 }
 
+/* Returns the offset of the first byte that is not well-formed UTF-8
+ * (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF), or
+ * `len` when all of it is. json-c 0.16's UTF-8 check counts continuation
+ * bytes only, and browsers close a WebSocket on a frame with such bytes. */
+static size_t utf8_invalid_offset(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t extra;
+        unsigned char low = 0x80, high = 0xBF;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            extra = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            extra = 2;
+            if (c == 0xE0)
+                low = 0xA0;
+            else if (c == 0xED)
+                high = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            extra = 3;
+            if (c == 0xF0)
+                low = 0x90;
+            else if (c == 0xF4)
+                high = 0x8F;
+        } else {
+            return i;
+        }
+        if (i + extra >= len)
+            return i;
+        if (s[i + 1] < low || s[i + 1] > high)
+            return i;
+        for (size_t k = 2; k <= extra; k++) {
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
+                return i;
+        }
+        i += extra + 1;
+    }
+    return len;
+}
+
 /* ------------------------------------------------------------------------
  * Parsing the body
  * ------------------------------------------------------------------------ */
@@ -104,6 +149,11 @@ int trigger_parse_json_object(struct json_object **root, const char *body, size_
         return trigger_fail(err, err_len, 400, "Request body is empty; expected a JSON object");
     if (body_len > INT_MAX)
         return trigger_fail(err, err_len, 413, "Request body is too large");
+
+    size_t invalid = utf8_invalid_offset(body, body_len);
+    if (invalid < body_len)
+        return trigger_fail(err, err_len, 400,
+                            "Invalid JSON in request body at byte %zu: invalid UTF-8", invalid);
 
     struct json_tokener *tok = json_tokener_new_ex(TRIGGER_JSON_MAX_DEPTH);
     if (!tok)

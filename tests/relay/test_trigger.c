@@ -179,6 +179,13 @@ static void test_event_invalid_fields(void)
           "Invalid name: the event name contains \\u0000" },
         { "{\"name\":\"e\",\"data\":true,\"channel\":\"c\"}",
           "Invalid data: expected a string, got a boolean" },
+        /* Overlong '/', a UTF-16 surrogate, and a code point above U+10FFFF. */
+        { "{\"name\":\"\xC0\xAF\",\"data\":\"d\",\"channel\":\"c\"}",
+          "Invalid JSON in request body at byte 9: invalid UTF-8" },
+        { "{\"name\":\"e\",\"data\":\"\xED\xA0\x80\",\"channel\":\"c\"}",
+          "Invalid JSON in request body at byte 20: invalid UTF-8" },
+        { "{\"name\":\"e\",\"data\":\"\xF4\x90\x80\x80\",\"channel\":\"c\"}",
+          "Invalid JSON in request body at byte 20: invalid UTF-8" },
         { "{\"name\":\"e\",\"data\":\"d\",\"channel\":\"c\",\"channels\":[\"c\"]}",
           "Invalid parameters: give either channel or channels, not both" },
         { "{\"name\":\"e\",\"data\":\"d\",\"channels\":\"c\"}",
