@@ -659,9 +659,9 @@ void channels_sync_node_state(void)
         push_args(&argv, &argc, &capacity, entry, 4);
     }
 
-    /* NOTE: one script call carries the whole node state; a node with
+    /* NOTE: one script call carries the whole node state. A node with
      * hundreds of thousands of presence members would block Redis for a
-     * noticeable time here and should send it in batches. */
+     * noticeable time here, so it should send the state in batches. */
     store_eval(scripts_node_sync, argc, argv, NULL, NULL, NULL);
     free(argv);
     free(counts);
