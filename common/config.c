@@ -267,6 +267,9 @@ static void free_apps(struct app_config *apps, size_t count)
         free(apps[i].key);
         free(apps[i].secret);
         free_webhooks(&apps[i]);
+        for (size_t j = 0; j < apps[i].allowed_origin_count; j++)
+            free(apps[i].allowed_origins[j]);
+        free(apps[i].allowed_origins);
     }
     free(apps);
 }
@@ -757,6 +760,7 @@ enum app_field_kind {
     APP_FIELD_LIMIT,       /* integer 1..INT_MAX */
     APP_FIELD_CONNECTIONS, /* -1 for unlimited, or 1..INT_MAX */
     APP_FIELD_WEBHOOKS,    /* array of {url, event_types, headers} */
+    APP_FIELD_ORIGINS,     /* array of host patterns */
 };
 
 struct app_field {
@@ -787,6 +791,7 @@ static const struct app_field app_fields[] = {
     APP_FIELD(max_channel_name_length, APP_FIELD_LIMIT),
     APP_FIELD(max_event_name_length, APP_FIELD_LIMIT),
     APP_FIELD(webhooks, APP_FIELD_WEBHOOKS),
+    APP_FIELD(allowed_origins, APP_FIELD_ORIGINS),
 };
 
 #define APP_FIELD_COUNT (sizeof app_fields / sizeof app_fields[0])
@@ -966,6 +971,62 @@ static int parse_webhooks(struct json_object *value, struct app_config *app, con
     return 0;
 }
 
+static int parse_allowed_origins(struct json_object *value, struct app_config *app,
+                                 const char *where, char *err, size_t err_len)
+{
+    if (!json_object_is_type(value, json_type_array) || json_object_array_length(value) == 0)
+        return config_fail(err, err_len,
+                           "%s: expected a non-empty array of host patterns such as "
+                           "\"example.com\", \"*.example.com\" or \"*\"",
+                           where);
+    size_t count = json_object_array_length(value);
+    app->allowed_origins = calloc(count, sizeof *app->allowed_origins);
+    if (!app->allowed_origins)
+        return config_fail(err, err_len, "%s: out of memory", where);
+    for (size_t i = 0; i < count; i++) {
+        struct json_object *item = json_object_array_get_idx(value, i);
+        const char *pattern = json_object_is_type(item, json_type_string)
+                                  ? json_object_get_string(item)
+                                  : NULL;
+        if (!pattern || !pattern[0] || strpbrk(pattern, "/: \t") ||
+            (strchr(pattern, '*') && strcmp(pattern, "*") != 0 &&
+             (strncmp(pattern, "*.", 2) != 0 || strchr(pattern + 1, '*'))))
+            return config_fail(err, err_len,
+                               "%s[%zu]: expected a host pattern such as \"example.com\", "
+                               "\"*.example.com\" or \"*\" (no scheme, port or path)",
+                               where, i);
+        app->allowed_origins[app->allowed_origin_count++] = config_strdup(pattern);
+    }
+    return 0;
+}
+
+bool config_origin_allowed(const struct app_config *app, const char *origin)
+{
+    if (!app->allowed_origins || !origin)
+        return true;
+
+    /* Origin is "scheme://host[:port]"; keep the host. */
+    const char *host = strstr(origin, "://");
+    host = host ? host + 3 : origin;
+    size_t host_len = strcspn(host, ":/");
+
+    for (size_t i = 0; i < app->allowed_origin_count; i++) {
+        const char *pattern = app->allowed_origins[i];
+        if (strcmp(pattern, "*") == 0)
+            return true;
+        if (strncmp(pattern, "*.", 2) == 0) {
+            /* "*.example.com" matches sub.example.com, not example.com. */
+            size_t suffix_len = strlen(pattern + 1);
+            if (host_len > suffix_len &&
+                strncasecmp(host + host_len - suffix_len, pattern + 1, suffix_len) == 0)
+                return true;
+        } else if (strlen(pattern) == host_len && strncasecmp(host, pattern, host_len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Fills `app` from one element of an apps array. `where` is the element's
  * name in messages, such as "apps[1]" or "HERALD_APPS[0]". */
 static int parse_app(struct json_object *obj, struct app_config *app, const char *where,
@@ -998,6 +1059,9 @@ static int parse_app(struct json_object *obj, struct app_config *app, const char
                                    field_where, json_type_label(value));
             *(bool *)((char *)app + f->offset) = json_object_get_boolean(value);
             rc = 0;
+            break;
+        case APP_FIELD_ORIGINS:
+            rc = parse_allowed_origins(value, app, field_where, err, err_len);
             break;
         case APP_FIELD_WEBHOOKS:
             rc = parse_webhooks(value, app, field_where, err, err_len);

@@ -71,6 +71,11 @@ struct app_config {
     int max_channel_name_length;
     int max_event_name_length;
 
+    /* Host patterns a browser's Origin must match ("*", "example.com" or
+     * "*.example.com"); NULL means every origin is allowed. */
+    char **allowed_origins;
+    size_t allowed_origin_count;
+
     struct webhook_config *webhooks;
     size_t webhook_count;
     unsigned webhook_events; /* union of every webhook's event_types */
@@ -137,6 +142,11 @@ int config_load(struct herald_config *cfg, const char *path, char *err, size_t e
 int config_load_string(struct herald_config *cfg, const char *json, char *err, size_t err_len);
 
 void config_free(struct herald_config *cfg);
+
+/* Returns true when the Origin header `origin` (NULL when the client sent
+ * none) may connect to `app`. Only the host part is compared; a missing
+ * Origin is allowed, because native clients send none. */
+bool config_origin_allowed(const struct app_config *app, const char *origin);
 
 const struct app_config *config_find_app_by_key(const struct herald_config *cfg, const char *key);
 const struct app_config *config_find_app_by_id(const struct herald_config *cfg, const char *id);

@@ -88,6 +88,7 @@ struct connection {
 
     bool established; /* connection_established was queued */
     bool counted;     /* included in gateway.app_connections */
+    bool origin_rejected; /* Origin header not allowed by the app */
     bool closing;     /* close after the queue drains */
     uint16_t close_code;
     char *close_reason; /* allocated when closing starts; most connections never need one */

@@ -76,6 +76,12 @@ void protocol_handle_open(struct connection *conn, const char *path, const char 
         return;
     }
 
+    if (conn->origin_rejected) {
+        snprintf(message, sizeof message, "Origin not allowed for app %s", conn->app->id);
+        connection_close_with_error(conn, 4009, message);
+        return;
+    }
+
     if (gateway.draining) {
         connection_close_with_error(conn, 4200, "Server is restarting; reconnect");
         return;

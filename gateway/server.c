@@ -374,6 +374,15 @@ static void handle_established(struct connection *conn, struct lws *wsi)
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0)
         path[0] = '\0';
 
+    /* lws_hdr_copy returns 0 without an Origin header, which is allowed,
+     * and -1 for one too long for the buffer, which matches no pattern. */
+    char origin[256];
+    int origin_len = lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
+    const struct app_config *app =
+        strncmp(path, "/app/", 5) == 0 ? config_find_app_by_key(&gateway.config, path + 5) : NULL;
+    conn->origin_rejected = app && app->allowed_origins && origin_len != 0 &&
+                            (origin_len < 0 || !config_origin_allowed(app, origin));
+
     for (int i = 0; lws_hdr_copy_fragment(wsi, argument, sizeof argument,
                                           WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
         if (strncmp(argument, "protocol=", 9) == 0) {

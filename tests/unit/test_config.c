@@ -606,6 +606,40 @@ static void test_tls_needs_cert_and_key(void)
     config_free(&cfg);
 }
 
+static void test_allowed_origins(void)
+{
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    int rc = config_load_string(&cfg,
+                                "{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
+                                "\"allowed_origins\":[\"app.example.com\",\"*.example.org\"]},"
+                                "{\"id\":\"2\",\"key\":\"k2\",\"secret\":\"s\"}]}",
+                                err, sizeof err);
+    ASSERT_INT_EQ(rc, 0);
+    if (rc != 0)
+        return;
+    const struct app_config *app = &cfg.apps[0];
+    CU_ASSERT_TRUE(config_origin_allowed(app, "https://app.example.com"));
+    CU_ASSERT_TRUE(config_origin_allowed(app, "http://APP.example.com:8080"));
+    CU_ASSERT_TRUE(config_origin_allowed(app, "https://eu.example.org"));
+    CU_ASSERT_FALSE(config_origin_allowed(app, "https://example.org"));
+    CU_ASSERT_FALSE(config_origin_allowed(app, "https://evil.com"));
+    CU_ASSERT_FALSE(config_origin_allowed(app, "https://app.example.com.evil.com"));
+    CU_ASSERT_FALSE(config_origin_allowed(app, "https://notexample.org"));
+    CU_ASSERT_TRUE(config_origin_allowed(app, NULL));
+    CU_ASSERT_TRUE(config_origin_allowed(&cfg.apps[1], "https://anything.test"));
+    config_free(&cfg);
+
+    EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
+                 "\"allowed_origins\":[\"https://app.example.com\"]}]}",
+                 "config: apps[0].allowed_origins[0]: expected a host pattern such as "
+                 "\"example.com\", \"*.example.com\" or \"*\" (no scheme, port or path)");
+    EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
+                 "\"allowed_origins\":[\"a*.example.com\"]}]}",
+                 "config: apps[0].allowed_origins[0]: expected a host pattern such as "
+                 "\"example.com\", \"*.example.com\" or \"*\" (no scheme, port or path)");
+}
+
 static void test_unknown_app_key(void)
 {
     EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
@@ -1174,6 +1208,7 @@ CU_ErrorCode test_config_register(void)
         { "unknown app key", test_unknown_app_key },
         { "webhooks parsed", test_webhooks_parsed },
         { "TLS needs cert and key", test_tls_needs_cert_and_key },
+        { "allowed origins", test_allowed_origins },
         { "webhook errors", test_webhook_errors },
         { "webhook delivery settings", test_webhook_delivery_settings },
         { "laravel ingest settings", test_laravel_ingest_settings },
