@@ -1,7 +1,7 @@
-// Per-app allowed_origins: a browser whose Origin host matches none of the
-// app's patterns is rejected with pusher:error 4009 and close code 4009
-// (pusher-js does not retry), a matching one and a client without Origin
-// connect, and a rejected client does not disturb the others.
+// Per-app allowed_origins. A browser whose Origin host matches none of the
+// app's patterns gets pusher:error 4009 and close code 4009, which
+// pusher-js does not retry. Matching hosts, clients without Origin and
+// apps without a list connect, on the same gateway after the rejections.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
