@@ -58,9 +58,9 @@ struct app_config {
     bool enable_user_authentication; /* require pusher:signin within the timeout below */
     int user_authentication_timeout; /* seconds an unsigned connection may stay open */
     bool enable_subscription_count;  /* send pusher_internal:subscription_count */
-    int subscription_count_interval_ms; /* least time between two of them per channel */
+    int subscription_count_interval_ms; /* minimum milliseconds between two of them per channel */
 
-    /* Limits; a value < 0 means unlimited where the comment says so. */
+    /* Limits. A value below 0 means unlimited where the field's comment states it. */
     int max_connections;             /* per app across the cluster; -1 unlimited */
     int max_client_events_per_second; /* per connection */
     int max_presence_members;

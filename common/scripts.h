@@ -1,7 +1,7 @@
 /* Lua scripts that change the cluster's shared state in Redis.
  *
  * Each script changes the state and publishes the matching member event in
- * one atomic step, so every gateway sees membership changes in the same
+ * one atomic step, so every gateway receives membership changes in the same
  * order. Every presence change also increments the channel's sequence
  * number, which travels in the envelope header; a gateway that takes a
  * member snapshot discards the events its snapshot already contains.

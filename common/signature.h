@@ -69,7 +69,7 @@ void signature_request_string(struct strbuf *out, const char *method, const char
 /* Verifies an HTTP API request: auth_key is the app's key, auth_version is
  * 1.0, |now - auth_timestamp| <= window, body_md5 matches a non-empty body,
  * and auth_signature is the HMAC of the request string. Returns 0 when
- * valid, else the HTTP status to answer (400 or 401) with a message for the
+ * valid, else the HTTP status to respond with (400 or 401) with a message for the
  * client in `err`. The message never contains the app secret. */
 int signature_check_request(const struct app_config *app, const char *method, const char *path,
                             const struct query_param *params, int count, const char *body,

@@ -86,8 +86,8 @@ static void on_cache_reply(redisReply *reply, void *privdata)
         cached_len = reply->len;
         connection_send_frame(conn, cached, cached_len);
     } else {
-        /* Also when Redis could not answer: the client learns there is
-         * nothing to replay and goes on with live events. */
+        /* Also when Redis did not reply: the client learns there is nothing
+         * to replay and goes on with live events. */
         struct strbuf miss;
         strbuf_init(&miss);
         frame_render_event(&miss, "pusher:cache_miss", fetch->channel, "{}", 2, NULL);
@@ -122,6 +122,6 @@ void cache_fetch_start(struct connection *conn, struct subscription *sub, const 
     strbuf_init(&key);
     keys_cache(&key, gateway.config.prefix, conn->app->id, channel);
     if (store_query(on_cache_reply, fetch, "GET %b", key.data, key.len) != 0)
-        on_cache_reply(NULL, fetch); /* Redis is down: answer cache_miss now */
+        on_cache_reply(NULL, fetch); /* Redis is down: send cache_miss now */
     strbuf_free(&key);
 }

@@ -94,7 +94,7 @@ struct connection {
     char *close_reason; /* allocated when closing starts; most connections never need one */
 };
 
-/* Queues `m` for this connection and asks for a writable callback. A client
+/* Queues `m` for this connection and requests a writable callback. A client
  * whose queue would exceed max_outbound_queue_bytes is closed instead. */
 void connection_send(struct connection *conn, struct message *m);
 

@@ -1,4 +1,4 @@
-/* herald-gateway: holds client WebSocket connections, speaks the Pusher
+/* herald-gateway: serves client WebSocket connections, speaks the Pusher
  * protocol and relays each channel's events from Redis to its local
  * subscribers. */
 #include <signal.h>

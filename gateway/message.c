@@ -96,15 +96,6 @@ void message_queue_pop(struct message_queue *q)
     q->count--;
     q->bytes -= m->len;
     message_unref(m);
-
-    /* Most connections are idle with an empty queue: give the ring back
-     * rather than keep it for every one of them. */
-    if (q->count == 0) {
-        free(q->items);
-        q->items = NULL;
-        q->capacity = 0;
-        q->head = 0;
-    }
 }
 
 void message_queue_clear(struct message_queue *q)

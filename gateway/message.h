@@ -1,11 +1,14 @@
 /* Outbound frames shared by every recipient, and the per-connection queue.
  *
  * A broadcast frame is copied once per gateway into a `message` and then
- * referenced, never copied, by each subscriber's queue. The buffer carries
- * LWS_PRE bytes of headroom in front of the payload because lws_write()
- * builds the WebSocket header there. Every recipient gets the same header
- * (server frames are never masked), so the shared headroom being rewritten
- * for each write is harmless; all writes happen on the one loop thread. */
+ * referenced, not copied, by each subscriber's queue. Only the unsent rest
+ * of a partly written frame is copied, into libwebsockets' own buffer.
+ *
+ * The buffer carries LWS_PRE bytes of headroom in front of the payload
+ * because lws_write() builds the WebSocket header there. Every recipient
+ * gets the same header (server frames are never masked), so rewriting the
+ * shared headroom for each write is harmless, and all writes happen on the
+ * one loop thread. The writev path uses the precomputed `header` instead. */
 #ifndef HERALD_GATEWAY_MESSAGE_H
 #define HERALD_GATEWAY_MESSAGE_H
 
@@ -50,8 +53,10 @@ void message_unref(struct message *m);
 /* Frees a message that was never queued anywhere (refs still 0). */
 void message_release_if_unused(struct message *m);
 
-/* FIFO ring of message references; grows by doubling, so a steady stream of
- * deliveries allocates nothing. `bytes` is the payload still to be written. */
+/* FIFO ring of message references. It grows by doubling and is kept when
+ * it empties, so a steady stream of deliveries allocates nothing; a
+ * connection that only ever got frames written at once never allocates it.
+ * `bytes` is the payload still to be written. */
 struct message_queue {
     struct message **items;
     uint32_t head;

@@ -1,9 +1,10 @@
 /* Presence channels: the member side of one presence subscription, and
  * the Redis scripts that join and leave.
  *
- * The member list lives only in Redis (scripts.h); a gateway keeps, per
- * presence subscription, the member identity it joined with and, while the
- * join is in flight, the member events that arrive before the snapshot. */
+ * The member list lives only in Redis (scripts.h). Per presence
+ * subscription, a gateway keeps the member identity it joined with and,
+ * while the join is in flight, the member events that arrive before the
+ * snapshot. */
 #ifndef HERALD_GATEWAY_PRESENCE_H
 #define HERALD_GATEWAY_PRESENCE_H
 

@@ -249,8 +249,7 @@ static struct presence_member *parse_channel_data(struct connection *conn, const
     } else if (valid && json_object_is_type(user_id, json_type_int)) {
         /* A number and its decimal string are the same user. json-c keeps
          * integers above INT64_MAX as unsigned and reports them as
-         * INT64_MAX through the signed getter, so read those unsigned;
-         * integers beyond 64 bits arrive as doubles and are rejected. */
+         * INT64_MAX through the signed getter, so those are read unsigned. */
         int64_t number = json_object_get_int64(user_id);
         if (number == INT64_MAX) {
             snprintf(id, sizeof id, "%" PRIu64, json_object_get_uint64(user_id));
@@ -425,7 +424,7 @@ static void handle_unsubscribe(struct connection *conn, json_object *frame)
 
 /* ---- pusher:signin ---------------------------------------------------- */
 
-/* Answers a failed sign-in. Apps that require sign-in close the connection
+/* Responds to a failed sign-in. Apps that require sign-in close the connection
  * with 4009, so pusher-js does not retry with the same bad credentials;
  * other apps keep it open. */
 static void reject_signin(struct connection *conn, const char *message)

@@ -620,7 +620,7 @@ void server_stop(void)
 void server_free(void)
 {
     /* On a foreign loop, the first lws_context_destroy() only starts
-     * closing lws's libuv handles; once the loop has run them to
+     * closing lws's libuv handles. Once the loop has run them to
      * completion, a second call frees the context itself. */
     if (gateway.lws) {
         lws_context_destroy(gateway.lws);

@@ -116,7 +116,7 @@ static void on_watchlist_state(redisReply *reply, void *privdata)
 
     bool *online = calloc(request->count ? request->count : 1, sizeof *online);
     if (!online) {
-        log_error("out of memory answering a watchlist");
+        log_error("out of memory sending watchlist state socket_id=%s", request->conn->socket_id);
         abort();
     }
     for (size_t i = 0; i < request->count; i++)
@@ -158,8 +158,8 @@ void users_signed_in(struct connection *conn, json_object *watchlist)
     }
     request->conn = conn;
 
-    /* Subscribe before asking for the state, so no change between the two
-     * is lost; a change that lands in both arrives twice, which the
+    /* Subscribe before requesting the state, so no change between the two
+     * is lost. A change that lands in both arrives twice, which the
      * client's online set absorbs. */
     struct strbuf name;
     strbuf_init(&name);
