@@ -19,6 +19,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${BUILD_DIR:-/tmp/herald-bench-build}
 results=${RESULTS_DIR:-$(mktemp -d /tmp/herald-bench.XXXXXX)}
+mkdir -p "$results"
 page=${PAGE:-$root/docs/benchmarks.md}
 next_port=${PORT_BASE:-46100}
 scenarios=("$@")
