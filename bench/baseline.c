@@ -852,7 +852,8 @@ int main(int argc, char **argv)
     parse_address("127.0.0.1:6101", &server.listen_address);
     parse_address("127.0.0.1:6379", &server.redis_address);
 
-    for (int i = 1; i < argc; i++) {
+    /* Every option takes a value, so each step consumes two arguments. */
+    for (int i = 1; i < argc; i += 2) {
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--help") == 0) {
             usage(stdout);
@@ -872,7 +873,6 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        i++;
     }
 
     signal(SIGPIPE, SIG_IGN);

@@ -29,10 +29,38 @@
 /* Maximum length of client input quoted back in an error message. */
 #define QUOTE_MAX 200
 
+/* Room for a quote: QUOTE_MAX bytes, "..." and the NUL. */
+#define QUOTE_BUFFER (QUOTE_MAX + 4)
+
 /* Maximum length of a presence user_id, as on Pusher. */
 #define USER_ID_MAX 128
 
 static struct message *pong_frame;
+
+/* Copies client input for an error message, keeping printable ASCII and
+ * writing '?' for any other byte, and cuts it at QUOTE_MAX with "...".
+ * A browser fails the connection on a message or close reason that is not
+ * valid UTF-8, so raw bytes from a percent-decoded path or half a character
+ * must never reach one. */
+static const char *quote_bytes(char out[QUOTE_BUFFER], const char *text, size_t len)
+{
+    size_t n = 0;
+    for (; n < len && n < QUOTE_MAX; n++) {
+        unsigned char c = (unsigned char)text[n];
+        out[n] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (n < len) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static const char *quote_input(char out[QUOTE_BUFFER], const char *text)
+{
+    return quote_bytes(out, text, strlen(text));
+}
 
 /* ---- connection open -------------------------------------------------- */
 
@@ -52,13 +80,14 @@ void protocol_handle_open(struct connection *conn, const char *path, const char 
                           int has_protocol)
 {
     char message[320];
+    char quoted[QUOTE_BUFFER];
 
     if (!pong_frame)
         pong_frame = message_new_static("{\"event\":\"pusher:pong\",\"data\":\"{}\"}");
 
     if (strncmp(path, "/app/", 5) != 0 || !path[5] || strchr(path + 5, '/')) {
-        snprintf(message, sizeof message, "Path not found: %.*s; connect to /app/{app_key}",
-                 QUOTE_MAX, path);
+        snprintf(message, sizeof message, "Path not found: %s; connect to /app/{app_key}",
+                 quote_input(quoted, path));
         connection_close_with_error(conn, 4005, message);
         return;
     }
@@ -66,7 +95,7 @@ void protocol_handle_open(struct connection *conn, const char *path, const char 
     const char *key = path + 5;
     conn->app = config_find_app_by_key(&gateway.config, key);
     if (!conn->app) {
-        snprintf(message, sizeof message, "App key %.*s does not exist", QUOTE_MAX, key);
+        snprintf(message, sizeof message, "App key %s does not exist", quote_input(quoted, key));
         connection_close_with_error(conn, 4001, message);
         return;
     }
@@ -97,8 +126,8 @@ void protocol_handle_open(struct connection *conn, const char *path, const char 
         int version;
         if (!parse_protocol_version(query_protocol, &version)) {
             snprintf(message, sizeof message,
-                     "Invalid version string format: protocol=%.*s is not an integer",
-                     QUOTE_MAX, query_protocol);
+                     "Invalid version string format: protocol=%s is not an integer",
+                     quote_input(quoted, query_protocol));
             connection_close_with_error(conn, 4006, message);
             return;
         }
@@ -285,6 +314,7 @@ static struct presence_member *parse_channel_data(struct connection *conn, const
 static void handle_subscribe(struct connection *conn, json_object *frame)
 {
     char message[512];
+    char quoted[QUOTE_BUFFER];
     json_object *owned;
     json_object *data = data_object(frame, &owned);
     const char *channel = string_member(data, "channel");
@@ -348,13 +378,13 @@ static void handle_subscribe(struct connection *conn, json_object *frame)
             if (status == SIGNATURE_WRONG_KEY) {
                 const char *colon = strchr(auth, ':');
                 int key_len = colon ? (int)(colon - auth) : (int)strlen(auth);
-                snprintf(message, sizeof message, "Invalid key in subscription auth data: '%.*s'",
-                         key_len > QUOTE_MAX ? QUOTE_MAX : key_len, auth);
+                snprintf(message, sizeof message, "Invalid key in subscription auth data: '%s'",
+                         quote_bytes(quoted, auth, (size_t)key_len));
             } else {
                 snprintf(message, sizeof message,
-                         "Invalid signature: Expected HMAC SHA256 hex digest of %s:%s%s, but got %.*s",
+                         "Invalid signature: Expected HMAC SHA256 hex digest of %s:%s%s, but got %s",
                          conn->socket_id, channel, channel_data ? ":<channel_data>" : "",
-                         QUOTE_MAX, auth ? auth : "(no auth)");
+                         auth ? quote_input(quoted, auth) : "(no auth)");
             }
             send_subscription_error(conn, channel, "AuthError", message, 401);
             goto done;
@@ -414,9 +444,10 @@ static void handle_unsubscribe(struct connection *conn, json_object *frame)
                               "Invalid pusher:unsubscribe: data must be an object with a string channel");
     } else if (channels_unsubscribe(conn, channel) != 0) {
         char message[320];
+        char quoted[QUOTE_BUFFER];
         snprintf(message, sizeof message,
-                 "No current subscription to channel %.*s, or subscription in progress", QUOTE_MAX,
-                 channel);
+                 "No current subscription to channel %s, or subscription in progress",
+                 quote_input(quoted, channel));
         connection_send_error(conn, -1, message);
     }
     json_object_put(owned);
@@ -538,6 +569,7 @@ static bool client_event_allowed(struct connection *conn)
 static void handle_client_event(struct connection *conn, json_object *frame, const char *event)
 {
     char message[320];
+    char quoted[QUOTE_BUFFER];
     const struct app_config *app = conn->app;
 
     if (!app->enable_client_messages) {
@@ -555,8 +587,8 @@ static void handle_client_event(struct connection *conn, json_object *frame, con
     struct subscription *sub = channel ? channels_find(conn, channel) : NULL;
     if (!sub || sub->state != SUBSCRIPTION_ACTIVE) {
         snprintf(message, sizeof message,
-                 "Cannot broadcast client event (connection not subscribed to channel %.*s)",
-                 QUOTE_MAX, channel ? channel : "(none)");
+                 "Cannot broadcast client event (connection not subscribed to channel %s)",
+                 channel ? quote_input(quoted, channel) : "(none)");
         connection_send_error(conn, -1, message);
         return;
     }
@@ -649,6 +681,7 @@ void protocol_handle_message(struct connection *conn, const char *text, size_t l
         return;
     }
 
+    char quoted[QUOTE_BUFFER];
     const char *event = json_object_is_type(frame, json_type_object)
                             ? string_member(frame, "event")
                             : NULL;
@@ -667,12 +700,13 @@ void protocol_handle_message(struct connection *conn, const char *text, size_t l
     } else if (strncmp(event, "client-", 7) == 0) {
         handle_client_event(conn, frame, event);
     } else if (strncmp(event, "pusher:", 7) == 0 || strncmp(event, "pusher_internal:", 16) == 0) {
-        log_debug("ignored unknown event %.*s socket_id=%s", QUOTE_MAX, event, conn->socket_id);
+        log_debug("ignored unknown event %s socket_id=%s", quote_input(quoted, event),
+                  conn->socket_id);
     } else {
         char message[320];
         snprintf(message, sizeof message,
-                 "Unsupported event %.*s: clients send pusher:* and client-* events only",
-                 QUOTE_MAX, event);
+                 "Unsupported event %s: clients send pusher:* and client-* events only",
+                 quote_input(quoted, event));
         connection_send_error(conn, -1, message);
     }
     json_object_put(frame);

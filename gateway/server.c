@@ -203,10 +203,14 @@ void connection_close(struct connection *conn, int code, const char *reason)
         return;
     conn->closing = true;
     conn->close_code = (uint16_t)code;
-    /* RFC 6455 caps a close frame's reason at 123 bytes. */
+    /* RFC 6455 caps a close frame's reason at 123 bytes, and it must be
+     * UTF-8, so a cut backs off to the start of a character. */
     size_t reason_len = strlen(reason);
-    if (reason_len > 123)
+    if (reason_len > 123) {
         reason_len = 123;
+        while (reason_len && ((unsigned char)reason[reason_len] & 0xc0) == 0x80)
+            reason_len--;
+    }
     conn->close_reason = malloc(reason_len + 1);
     if (conn->close_reason) {
         memcpy(conn->close_reason, reason, reason_len);

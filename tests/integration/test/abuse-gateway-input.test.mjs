@@ -1,13 +1,17 @@
 // Client input that the gateway accepts but changes on the way: strings
 // with an escaped NUL (\u0000), which the gateway reads as C strings and so
 // cuts short, and sign-in user_info that skips the presence member size
-// limit. Each value must be rejected or kept exactly as sent.
+// limit. Each value must be rejected or kept exactly as sent. Input quoted
+// back in an error message or close reason must leave both valid UTF-8,
+// or the client's WebSocket stack fails the connection (1007) instead of
+// reporting the error code that tells a Pusher client what to do.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { startCluster } from '../lib/cluster.mjs';
 import { RawClient } from '../lib/raw-client.mjs';
+import { withTimeout } from '../lib/wait.mjs';
 
 const APPS = [
   {
@@ -138,4 +142,28 @@ describe('gateway input that is changed on the way', () => {
       assert.equal(reply.data.type, 'LimitReached', JSON.stringify(reply));
     },
   );
+  // Keys as they appear in the URL; the gateway percent-decodes the path.
+  for (const [what, key] of [
+    ['a percent-encoded byte that is not UTF-8', '%FF'],
+    ['100 two-byte characters', encodeURIComponent('\u00e9'.repeat(100))],
+  ]) {
+    it(`closes unknown app key of ${what} with 4001`, async () => {
+      const client = new RawClient(cluster.gatewayUrl(0, { appKey: key }), { name: `client with app key ${what}` });
+      clients.push(client);
+      const error = await client.waitForEvent('pusher:error');
+      const closed = await withTimeout(client.closed, 10000, 'the close after pusher:error');
+      assert.equal(error.frame.data.code, 4001, JSON.stringify(error.frame));
+      assert.match(error.frame.data.message, /^App key .* does not exist$/);
+      assert.equal(closed.code, 4001, `closed with ${JSON.stringify(closed)}`);
+    });
+  }
+
+  it('quotes long multibyte event name as UTF-8', async () => {
+    const client = await connect(0, 'client sending a long unsupported event name');
+    const since = client.mark();
+    client.send({ event: 'a'.repeat(199) + '\u00e9', data: {} });
+    const error = await client.waitForEvent('pusher:error', { since });
+    assert.match(error.frame.data.message, /^Unsupported event a{199}\?\.\.\.: /);
+    assert.ok(client.isOpen, 'the connection closed after the error');
+  });
 });
