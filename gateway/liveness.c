@@ -1,5 +1,9 @@
 #include "liveness.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include "gateway.h"
 #include "log.h"
 
@@ -90,6 +94,20 @@ size_t liveness_find(bool (*match)(struct connection *conn, void *arg), void *ar
     return found;
 }
 
+/* Returns how many milliseconds ago the kernel last received data on the
+ * connection's socket, or UINT64_MAX when it cannot tell. libwebsockets
+ * replies to a client's ping frame itself without a callback, so only this
+ * shows that a client sending ping frames is alive. */
+static uint64_t ms_since_last_receive(const struct connection *conn)
+{
+    struct tcp_info info;
+    socklen_t len = sizeof info;
+    int fd = lws_get_socket_fd(conn->wsi);
+    if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0)
+        return UINT64_MAX;
+    return info.tcpi_last_data_recv;
+}
+
 static void on_tick(uv_timer_t *timer)
 {
     (void)timer;
@@ -101,6 +119,10 @@ static void on_tick(uv_timer_t *timer)
     while (pinged_fifo.head && now - pinged_fifo.head->liveness_since >= pong_ms) {
         struct connection *conn = pinged_fifo.head;
         fifo_remove(conn);
+        if (ms_since_last_receive(conn) < now - conn->liveness_since) {
+            fifo_append(conn, LIVENESS_IDLE);
+            continue;
+        }
         log_debug("closing silent connection socket_id=%s app=%s", conn->socket_id,
                   conn->app ? conn->app->id : "-");
         connection_close_with_error(conn, 4201, "Pong reply not received");
@@ -112,6 +134,12 @@ static void on_tick(uv_timer_t *timer)
     while (idle_fifo.head && now - idle_fifo.head->liveness_since >= idle_ms) {
         struct connection *conn = idle_fifo.head;
         fifo_remove(conn);
+        /* Appending sets liveness_since to now. That keeps the list in
+         * order and ends this loop, and the next check comes idle_ms later. */
+        if (ms_since_last_receive(conn) < idle_ms) {
+            fifo_append(conn, LIVENESS_IDLE);
+            continue;
+        }
         fifo_append(conn, LIVENESS_PINGED);
         conn->send_protocol_ping = true;
         connection_send(conn, ping_frame);
