@@ -214,6 +214,7 @@ static void set_defaults(struct herald_config *cfg)
     cfg->drain_seconds = 10;
     cfg->cache_ttl = 1800;
     cfg->max_subscriptions_per_connection = 200;
+    cfg->max_connections_per_ip = 1000;
     cfg->webhook_timeout = 5;
     cfg->webhook_max_attempts = 10;
     cfg->webhook_stream_max_length = 100000;
@@ -336,6 +337,7 @@ enum setting_kind {
     SETTING_PREFIX,    /* string without braces or control characters */
     SETTING_PORT,      /* integer 1..65535 */
     SETTING_POSITIVE,  /* integer 1..INT_MAX: seconds or bytes */
+    SETTING_COUNT,     /* integer 0..INT_MAX: a limit that 0 turns off */
     SETTING_BOOL,
     SETTING_LOG_LEVEL, /* "debug", "info", "warn" or "error" */
     SETTING_TEXT,      /* string without control characters, possibly empty */
@@ -402,6 +404,7 @@ static const struct setting settings[] = {
     SETTING(max_message_bytes, "HERALD_MAX_MESSAGE_BYTES", SETTING_POSITIVE),
     SETTING(max_subscriptions_per_connection, "HERALD_MAX_SUBSCRIPTIONS_PER_CONNECTION",
             SETTING_POSITIVE),
+    SETTING(max_connections_per_ip, "HERALD_MAX_CONNECTIONS_PER_IP", SETTING_COUNT),
     SETTING(max_outbound_queue_bytes, "HERALD_MAX_OUTBOUND_QUEUE_BYTES", SETTING_POSITIVE),
     SETTING(auth_timestamp_window, "HERALD_AUTH_TIMESTAMP_WINDOW", SETTING_POSITIVE),
     SETTING(max_request_body_bytes, "HERALD_MAX_REQUEST_BODY_BYTES", SETTING_POSITIVE),
@@ -493,6 +496,9 @@ static int store_setting_int(struct herald_config *cfg, const struct setting *s,
     if (s->kind == SETTING_POSITIVE && (value < min || value > max))
         return config_fail(err, err_len, "%s: must be an integer from %d to %d, got %lld", where,
                            min, max, value);
+    if (s->kind == SETTING_COUNT && (value < 0 || value > INT_MAX))
+        return config_fail(err, err_len, "%s: must be an integer from 0 to %d, got %lld", where,
+                           INT_MAX, value);
     *field = (int)value;
     return 0;
 }

@@ -89,8 +89,10 @@ struct connection {
     bool established; /* connection_established was queued */
     bool counted;     /* included in gateway.app_connections */
     bool origin_rejected; /* Origin header not allowed by the app */
+    bool peer_rejected;   /* over max_connections_per_ip */
     bool closing;     /* close after the queue drains */
     uint16_t close_code;
+    uint32_t peer_address; /* IPv4 counted by admission.c, or 0 */
     char *close_reason; /* allocated when closing starts; most connections never need one */
 };
 

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "admission.h"
 #include "bus.h"
 #include "channels.h"
 #include "gateway.h"
@@ -230,6 +231,7 @@ int main(int argc, char **argv)
 
     if (uv_loop_close(gateway.loop) != 0)
         log_warn("event loop closed with handles still open");
+    admission_free();
     free(gateway.app_connections);
     free(gateway.app_connections_reported);
     free(gateway.app_connections_cluster);

@@ -111,6 +111,16 @@ void protocol_handle_open(struct connection *conn, const char *path, const char 
         return;
     }
 
+    /* 4100 tells Pusher clients to reconnect after a back-off, which suits
+     * many users behind one NAT address. */
+    if (conn->peer_rejected) {
+        snprintf(message, sizeof message,
+                 "Over capacity: this gateway accepts %d connections from one IP address",
+                 gateway.config.max_connections_per_ip);
+        connection_close_with_error(conn, 4100, message);
+        return;
+    }
+
     if (gateway.draining) {
         connection_close_with_error(conn, 4200, "Server is restarting; reconnect");
         return;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "admission.h"
 #include "channels.h"
 #include "connection.h"
 #include "frame.h"
@@ -23,6 +24,16 @@
 /* A closing client that never reads gets this many seconds before the
  * socket is dropped without a close handshake. */
 #define CLOSE_GRACE_SECONDS 5
+
+/* Time from accept() to a complete WebSocket handshake. libwebsockets
+ * counts it once from accept(), not per read, so a client that trickles
+ * its headers cannot hold a socket longer. */
+#define HANDSHAKE_TIMEOUT_SECONDS 10
+
+/* Request line and headers of a handshake. Browsers send the cookies of
+ * the gateway's domain, so this leaves room for them; a larger request is
+ * closed without a response. */
+#define HANDSHAKE_HEADER_BYTES 8192
 
 static bool stop_started;
 
@@ -386,6 +397,7 @@ static void handle_established(struct connection *conn, struct lws *wsi)
         strncmp(path, "/app/", 5) == 0 ? config_find_app_by_key(&gateway.config, path + 5) : NULL;
     conn->origin_rejected = app && app->allowed_origins && origin_len != 0 &&
                             (origin_len < 0 || !config_origin_allowed(app, origin));
+    conn->peer_rejected = !admission_connection_opened(conn);
 
     for (int i = 0; lws_hdr_copy_fragment(wsi, argument, sizeof argument,
                                           WSI_TOKEN_HTTP_URI_ARGS, i) >= 0; i++) {
@@ -414,6 +426,7 @@ static void handle_closed(struct connection *conn)
         conn->flush_queued = false;
     }
     liveness_untrack(conn);
+    admission_connection_closed(conn);
     users_untrack(conn);
     users_connection_closed(conn);
     channels_unsubscribe_all(conn);
@@ -522,6 +535,14 @@ static int callback_pusher(struct lws *wsi, enum lws_callback_reasons reason, vo
         handle_closed(conn);
         return 0;
 
+    case LWS_CALLBACK_WSI_CREATE:
+        admission_socket_created();
+        return 0;
+
+    case LWS_CALLBACK_WSI_DESTROY:
+        admission_socket_destroyed();
+        return 0;
+
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
@@ -584,6 +605,11 @@ int server_start(void)
     info.foreign_loops = foreign_loops;
     info.gid = -1;
     info.uid = -1;
+    /* Below the open-file limit, libwebsockets stops polling the listening
+     * socket instead of failing accept() with EMFILE on every turn. */
+    info.fd_limit_per_thread = admission_socket_limit();
+    info.timeout_secs = HANDSHAKE_TIMEOUT_SECONDS;
+    info.max_http_header_data = HANDSHAKE_HEADER_BYTES;
 
     bool tls = gateway.config.tls_cert_file && gateway.config.tls_cert_file[0];
     if (tls) {

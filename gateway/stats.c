@@ -46,6 +46,14 @@ void stats_render(struct strbuf *out)
     metrics_write_counter(out, "herald_gateway_slow_consumers_closed_total",
                           "Clients closed with 4100 because they did not read in time.", NULL,
                           stats.slow_consumers_closed);
+    metrics_write_counter(out, "herald_gateway_connections_rejected_total",
+                          "Client connections closed with 4100 because their IP address had "
+                          "max_connections_per_ip connections.",
+                          "reason=\"per_ip\"", stats.connections_rejected_per_ip);
+    metrics_write_counter(out, "herald_gateway_accept_pauses_total",
+                          "Times the gateway stopped accepting connections at its open-file "
+                          "limit.",
+                          NULL, stats.accept_pauses);
     metrics_write_gauge(out, "herald_gateway_ready",
                         "1 when Redis is connected and the gateway is not draining.",
                         gateway_ready() ? 1 : 0);

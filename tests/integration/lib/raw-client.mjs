@@ -12,11 +12,11 @@ export class RawClient {
    * Opens `url`. options.autoPong=false stops `ws` from answering RFC 6455
    * ping frames, so the client looks dead to a server that pings.
    */
-  constructor(url, { autoPong = true, name = 'raw client' } = {}) {
+  constructor(url, { autoPong = true, name = 'raw client', localAddress } = {}) {
     this.url = url;
     this.name = name;
     this.inbox = new Inbox(name);
-    this.socket = new WebSocket(url, { autoPong });
+    this.socket = new WebSocket(url, { autoPong, localAddress });
     this.protocolPings = 0;
 
     this.opened = new Promise((resolve, reject) => {

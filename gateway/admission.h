@@ -1,0 +1,46 @@
+/* Admission of new connections: the open-file limit and the number of
+ * connections per client IP address.
+ *
+ * libwebsockets stops polling the listening socket once its own sockets
+ * reach the per-thread descriptor limit, which the gateway sets below the
+ * process's open-file limit. So accept() does not fail with EMFILE on
+ * every loop turn while the listening socket stays readable.
+ * This module picks that limit, counts sockets to log when accepting
+ * pauses, and counts established connections per IPv4 address. */
+#ifndef HERALD_GATEWAY_ADMISSION_H
+#define HERALD_GATEWAY_ADMISSION_H
+
+#include <stdbool.h>
+
+#include "connection.h"
+
+/* Descriptors kept for everything but client sockets: Redis links, the
+ * event loop, libwebsockets' own pipes, log output. NOTE: an estimate; a
+ * gateway uses about 16 of them at start. */
+#define ADMISSION_RESERVED_DESCRIPTORS 32
+
+/* Below this many client sockets the limit is left to libwebsockets. */
+#define ADMISSION_MIN_SOCKETS 16
+
+/* Returns the socket limit for libwebsockets' fd_limit_per_thread, from the
+ * open-file limit minus the reserve, or 0 to keep libwebsockets' default. */
+unsigned admission_socket_limit(void);
+
+/* Counts a socket that libwebsockets created or destroyed, and logs when
+ * the gateway stops and starts accepting connections at the limit. */
+void admission_socket_created(void);
+void admission_socket_destroyed(void);
+
+/* Records an established connection under its peer's address. Returns
+ * false, without recording it, when that address already has
+ * max_connections_per_ip connections on this gateway. */
+bool admission_connection_opened(struct connection *conn);
+
+/* Releases what admission_connection_opened() recorded; safe to call for a
+ * connection it rejected or never saw. */
+void admission_connection_closed(struct connection *conn);
+
+/* Frees the per-address table at shutdown. */
+void admission_free(void);
+
+#endif

@@ -1,0 +1,141 @@
+// max_connections_per_ip on one gateway. Connections past the limit from
+// one address get pusher:error 4100 and close code 4100, which Pusher
+// clients answer with a reconnect after a back-off. Other addresses and
+// the connections already open are unaffected, and a closed connection
+// frees its slot for the next one, which pusher-js then takes on its own.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { startCluster } from '../lib/cluster.mjs';
+import { PusherJsClient } from '../lib/pusher-client.mjs';
+import { RawClient } from '../lib/raw-client.mjs';
+import { waitUntil, withTimeout } from '../lib/wait.mjs';
+
+const LIMIT = 5;
+// pusher-js waits one second or more before it reconnects after 4100.
+const RECONNECT_TIMEOUT_MS = 20000;
+
+let cluster;
+const clients = [];
+
+function connect(name, localAddress = '127.0.0.1') {
+  return RawClient.connect(cluster.gatewayUrl(0), { name, localAddress }).then((client) => {
+    clients.push(client);
+    return client;
+  });
+}
+
+/** Reads the gateway's count of connections rejected per IP from GET /metrics. */
+async function rejectedCount() {
+  const response = await fetch(`http://127.0.0.1:${cluster.gatewayPort(0)}/metrics`);
+  const text = await response.text();
+  const line = text.split('\n').find((row) => row.startsWith('herald_gateway_connections_rejected_total{reason="per_ip"}'));
+  assert.ok(line, 'herald_gateway_connections_rejected_total is missing from /metrics');
+  return Number(line.split(' ').pop());
+}
+
+/** Opens a connection that the gateway should reject and returns its first frame and close. */
+async function rejected(name) {
+  const client = new RawClient(cluster.gatewayUrl(0), { name, localAddress: '127.0.0.1' });
+  clients.push(client);
+  const error = await client.waitForEvent('pusher:error');
+  const closed = await withTimeout(client.closed, 10000, `${name} to be closed`);
+  return { error: error.frame.data, closed };
+}
+
+describe('connections per IP address', () => {
+  before(async () => {
+    cluster = await startCluster('abuse-connections-per-ip', {
+      gateways: 1,
+      env: { HERALD_MAX_CONNECTIONS_PER_IP: String(LIMIT) },
+    });
+  });
+
+  after(async () => {
+    for (const client of clients) {
+      client.close();
+    }
+    if (cluster) {
+      try {
+        cluster.assertAllRunning();
+      } finally {
+        await cluster.stop();
+      }
+    }
+  });
+
+  it('rejects one address past the limit', async () => {
+    const channel = 'per-ip-dashboard';
+    const admitted = [];
+    for (let index = 0; index < LIMIT; index += 1) {
+      const client = await connect(`client ${index + 1} from 127.0.0.1`);
+      await client.subscribe(channel);
+      admitted.push(client);
+    }
+
+    const before = await rejectedCount();
+    const { error, closed } = await rejected('client over the limit');
+    assert.equal(error.code, 4100);
+    assert.match(error.message, /accepts 5 connections from one IP address/);
+    assert.equal(closed.code, 4100);
+    assert.equal(await rejectedCount(), before + 1);
+
+    const other = await connect('client from 127.0.0.2', '127.0.0.2');
+    await other.subscribe(channel);
+
+    const marks = admitted.map((client) => client.mark());
+    const otherMark = other.mark();
+    await cluster.sdk().trigger(channel, 'stock-changed', { sku: 'A-1' });
+    for (const [index, client] of admitted.entries()) {
+      await client.waitForEvent('stock-changed', { channel, since: marks[index] });
+      assert.ok(client.isOpen, `${client.name} was closed`);
+    }
+    await other.waitForEvent('stock-changed', { channel, since: otherMark });
+
+    // A closed connection frees its slot.
+    admitted[0].close();
+    await withTimeout(admitted[0].closed, 10000, 'the first client to close');
+    await waitUntil(async () => {
+      const attempt = new RawClient(cluster.gatewayUrl(0), { name: 'client after a close', localAddress: '127.0.0.1' });
+      clients.push(attempt);
+      const outcome = await Promise.race([
+        attempt.established().then(() => true),
+        attempt.closed.then(() => false),
+      ]);
+      return outcome;
+    }, { timeout: 10000, what: 'a connection from 127.0.0.1 after one closed' });
+  });
+
+  it('lets pusher-js reconnect once a slot frees', async () => {
+    for (const client of clients.splice(0)) {
+      client.close();
+      await withTimeout(client.closed, 10000, `${client.name} to close`);
+    }
+    const holders = [];
+    for (let index = 0; index < LIMIT; index += 1) {
+      holders.push(await connect(`holder ${index + 1}`));
+    }
+
+    // pusher-js reads a pusher:error during its handshake without emitting
+    // it, so the gateway's counter shows the rejection.
+    const before = await rejectedCount();
+    const pusher = new PusherJsClient(cluster, 0, { name: 'pusher-js over the limit' });
+    try {
+      await waitUntil(async () => (await rejectedCount()) > before, {
+        timeout: 10000,
+        what: 'the gateway to reject pusher-js',
+      });
+      assert.notEqual(pusher.pusher.connection.state, 'connected');
+
+      holders[0].close();
+      await pusher.connected(RECONNECT_TIMEOUT_MS);
+      await pusher.subscribe('per-ip-after-reconnect');
+    } finally {
+      pusher.disconnect();
+      for (const holder of holders) {
+        holder.close();
+      }
+    }
+  });
+});
