@@ -17,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <hiredis/hiredis.h>
 
 #include "http_internal.h"
@@ -187,7 +189,7 @@ void http_exchange_send(struct http_exchange *exchange, int status, const char *
     evhttp_add_header(headers, "Content-Type", content_type);
     /* While shutting down, make keep-alive clients open their next
      * connection to a relay that is still running. */
-    if (api->draining)
+    if (api->draining || exchange->close_connection)
         evhttp_add_header(headers, "Connection", "close");
     evbuffer_add(evhttp_request_get_output_buffer(req), body, body_len);
 
@@ -465,10 +467,83 @@ static void http_exchange_handle_app_request(struct http_exchange *exchange)
     }
 }
 
+/* Checks how the body was framed. libevent 2.1 reads the body with the
+ * first Content-Length and ignores any other, and with Transfer-Encoding
+ * chunked ignores Content-Length. A proxy in front may pick the other
+ * header and so split the stream into different requests (request
+ * smuggling). RFC 9112 section 6.3 makes conflicting lengths an
+ * unrecoverable error, and section 6.1 lets a server reject both headers
+ * together, so both get 400 and the connection is closed (libevent 2.1.12
+ * itself rejects that case with 400 before dispatching). A transfer
+ * coding other than chunked, which libevent would read as no coding at
+ * all, gets 501. Returns 0, or the status with the message in `err`. */
+static int http_exchange_check_framing(struct http_exchange *exchange, char *err,
+                                       size_t err_len)
+{
+    struct evkeyvalq *headers = evhttp_request_get_input_headers(exchange->req);
+    const char *content_length = NULL;
+    const char *transfer_encoding = NULL;
+
+    for (struct evkeyval *header = headers->tqh_first; header; header = header->next.tqe_next) {
+        if (strcasecmp(header->key, "Transfer-Encoding") == 0) {
+            if (transfer_encoding) {
+                snprintf(err, err_len,
+                         "Invalid request: more than one Transfer-Encoding header; send one");
+                return 400;
+            }
+            if (strcasecmp(header->value, "chunked") != 0) {
+                char printable[40];
+                trigger_printable(printable, sizeof printable, header->value,
+                                  strlen(header->value));
+                snprintf(err, err_len,
+                         "Transfer-Encoding %s is not supported: send the body with "
+                         "Content-Length or Transfer-Encoding chunked alone",
+                         printable);
+                return 501;
+            }
+            transfer_encoding = header->value;
+            continue;
+        }
+        if (strcasecmp(header->key, "Content-Length") != 0)
+            continue;
+        if (content_length && strcmp(content_length, header->value) != 0) {
+            char first[24];
+            char second[24];
+            trigger_printable(first, sizeof first, content_length, strlen(content_length));
+            trigger_printable(second, sizeof second, header->value, strlen(header->value));
+            snprintf(err, err_len,
+                     "Invalid request: conflicting Content-Length headers %s and %s; send "
+                     "exactly one",
+                     first, second);
+            return 400;
+        }
+        content_length = header->value;
+    }
+
+    if (transfer_encoding && content_length) {
+        snprintf(err, err_len,
+                 "Invalid request: both Transfer-Encoding and Content-Length are present; "
+                 "send only one of them");
+        return 400;
+    }
+    return 0;
+}
+
 static void http_exchange_route(struct http_exchange *exchange)
 {
     struct http_api *api = exchange->api;
     struct evhttp_request *req = exchange->req;
+
+    char framing_error[HTTP_API_MESSAGE_MAX];
+    int framing_status = http_exchange_check_framing(exchange, framing_error,
+                                                     sizeof framing_error);
+    if (framing_status) {
+        /* The next request on this connection would start at an offset
+         * that the client and any proxy may disagree on. */
+        exchange->close_connection = true;
+        http_exchange_reply(exchange, framing_status, framing_error);
+        return;
+    }
 
     /* TODO: accept a configured path prefix in front of /apps, as a reverse
      * proxy adds it. SDKs sign the path without the prefix, so it has to be

@@ -103,6 +103,7 @@ struct http_exchange {
     enum http_endpoint endpoint;
     uint64_t started_ns; /* CLOCK_MONOTONIC */
     bool replied;        /* the response is queued for writing */
+    bool close_connection; /* respond with "Connection: close" */
 
     /* Known once the request is routed and signed; NULL and 0 before. */
     const struct app_config *app;
