@@ -674,6 +674,10 @@ int http_api_listen(struct http_api *api, const char *host, int port, char *boun
         snprintf(err, err_len, "cannot listen on %s:%d: %s", host, port, strerror(errno));
         return -1;
     }
+    if (http_listener_watch(api) != 0) {
+        snprintf(err, err_len, "cannot watch the listener on %s:%d: out of memory or too many servers", host, port);
+        return -1;
+    }
 
     struct sockaddr_storage address;
     socklen_t address_len = sizeof address;
@@ -703,6 +707,7 @@ size_t http_api_in_flight(const struct http_api *api)
 
 void http_api_drain(struct http_api *api, void (*drained)(void *arg), void *arg)
 {
+    http_listener_stop(api);
     if (api->listener) {
         evhttp_del_accept_socket(api->http, api->listener);
         api->listener = NULL;
@@ -721,6 +726,7 @@ void http_api_free(struct http_api *api)
     /* Freeing the connections ends every exchange whose response is still
      * being written; none of them may schedule the drained callback. */
     api->drained = NULL;
+    http_listener_stop(api);
     event_free(api->drained_event);
     api->drained_event = NULL;
     evhttp_free(api->http);

@@ -83,6 +83,14 @@ struct http_api {
 
     struct http_metrics metrics;
 
+    /* Failed accept() calls (http_listener.c). */
+    struct {
+        struct event *resume; /* re-enables the listener after a pause */
+        uint64_t failures;    /* since the start, for /metrics */
+        uint64_t unlogged;    /* since the last log line */
+        uint64_t logged_ns;   /* CLOCK_MONOTONIC of the last log line; 0 before */
+    } accept;
+
     /* Other subsystems' metrics, appended to GET /metrics. */
     struct {
         http_metrics_writer_fn *write;
@@ -142,6 +150,16 @@ const char *http_exchange_param(const struct http_exchange *exchange, const char
 
 /* Label of `endpoint` in metrics and logs, such as "batch_events". */
 const char *http_endpoint_name(enum http_endpoint endpoint);
+
+/* ---- http_listener.c -------------------------------------------------- */
+
+/* Makes a failed accept() on api->listener pause the listener briefly and
+ * log at most once per interval, instead of libevent's warning per call.
+ * Returns 0, or -1 when out of memory or too many servers are watched. */
+int http_listener_watch(struct http_api *api);
+
+/* Stops watching; call it before the listener or the server is freed. */
+void http_listener_stop(struct http_api *api);
 
 /* ---- endpoint handlers -------------------------------------------------- */
 

@@ -63,6 +63,12 @@ static void http_ops_render_metrics(struct strbuf *out, const struct http_api *a
     metrics_write_counter(out, "herald_relay_cache_stores_total", NULL, "result=\"failed\"",
                           metrics->cache_store_failures);
 
+    metrics_write_counter(out, "herald_relay_http_accept_failures_total",
+                          "accept() calls on the HTTP port that failed, for example with "
+                          "EMFILE when the process is out of file descriptors; each one "
+                          "pauses new connections briefly.",
+                          NULL, api->accept.failures);
+
     metrics_write_counter(out, "herald_relay_redis_reconnects_total",
                           "Completed reconnects to Redis after a lost connection.", NULL,
                           publisher_reconnects(api->publisher));
