@@ -448,6 +448,23 @@ static void http_exchange_handle_app_request(struct http_exchange *exchange)
         return;
     }
 
+    /* Counted after the signature check, so only a client that has the
+     * app's secret can use up the app's rate. */
+    struct http_rate_bucket *bucket = &exchange->api->rate_buckets[app - exchange->api->cfg->apps];
+    int retry_after = http_rate_take(bucket, app->max_api_requests_per_second, monotonic_ns());
+    if (retry_after) {
+        char seconds[16];
+        snprintf(seconds, sizeof seconds, "%d", retry_after);
+        evhttp_add_header(evhttp_request_get_output_headers(exchange->req), "Retry-After",
+                          seconds);
+        snprintf(message, sizeof message,
+                 "Too many requests: app %s allows %d HTTP API requests per second on each "
+                 "relay; retry after %d s",
+                 app->id, app->max_api_requests_per_second, retry_after);
+        http_exchange_reply(exchange, 429, message);
+        return;
+    }
+
     switch (exchange->endpoint) {
     case HTTP_ENDPOINT_EVENTS:
     case HTTP_ENDPOINT_BATCH_EVENTS:
@@ -641,11 +658,13 @@ struct http_api *http_api_create(struct event_base *base, const struct herald_co
 
     api->http = evhttp_new(base);
     api->drained_event = evtimer_new(base, http_api_on_drained, api);
-    if (!api->http || !api->drained_event) {
+    api->rate_buckets = calloc(cfg->app_count, sizeof *api->rate_buckets);
+    if (!api->http || !api->drained_event || !api->rate_buckets) {
         if (api->http)
             evhttp_free(api->http);
         if (api->drained_event)
             event_free(api->drained_event);
+        free(api->rate_buckets);
         free(api);
         return NULL;
     }
@@ -738,5 +757,6 @@ void http_api_free(struct http_api *api)
         log_error("http: server freed with %zu requests waiting for Redis", api->in_flight);
         return;
     }
+    free(api->rate_buckets);
     free(api);
 }

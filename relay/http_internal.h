@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "http_api.h"
+#include "http_rate.h"
 #include "metrics.h"
 #include "publisher.h"
 #include "signature.h"
@@ -82,6 +83,9 @@ struct http_api {
     struct event *drained_event; /* runs `drained` from the loop */
 
     struct http_metrics metrics;
+
+    /* One bucket per app, in the order of cfg->apps. */
+    struct http_rate_bucket *rate_buckets;
 
     /* Failed accept() calls (http_listener.c). */
     struct {
