@@ -32,8 +32,9 @@
 #include "signature.h"
 #include "trigger.h"
 
-/* Idle keep-alive connections and slow request reads are closed after this
- * many seconds. Clients then open a new connection for their next request. */
+/* Idle keep-alive connections are closed after this many seconds without a
+ * byte. Clients then open a new connection for their next request. A
+ * request being received has relay_request_timeout (http_connection.c). */
 #define HTTP_API_TIMEOUT_S 60
 #define HTTP_API_MAX_HEADERS_BYTES (64 * 1024)
 #define HTTP_API_MESSAGE_MAX 512
@@ -107,7 +108,9 @@ static const char *http_method_name(enum evhttp_cmd_type method)
 static void http_exchange_end(struct http_exchange *exchange)
 {
     struct http_api *api = exchange->api;
-    if (exchange->conn)
+    if (exchange->connection)
+        http_connection_end_exchange(exchange->connection);
+    else if (exchange->conn)
         evhttp_connection_set_closecb(exchange->conn, NULL, NULL);
     http_trigger_free(exchange->trigger);
     signature_free_query(exchange->params, exchange->param_count);
@@ -127,7 +130,7 @@ static void http_exchange_on_complete(struct evhttp_request *req, void *arg)
     http_exchange_end(arg);
 }
 
-static void http_exchange_on_close(struct evhttp_connection *conn, void *arg)
+void http_exchange_on_close(struct evhttp_connection *conn, void *arg)
 {
     (void)conn;
     struct http_exchange *exchange = arg;
@@ -139,6 +142,7 @@ static void http_exchange_on_close(struct evhttp_connection *conn, void *arg)
         evhttp_request_free(exchange->req);
     exchange->req = NULL;
     exchange->conn = NULL;
+    exchange->connection = NULL;
 
     /* An exchange waiting for Redis ends when its last reply does. */
     if (exchange->replied || (exchange->replies_pending == 0 && !exchange->submitting))
@@ -636,8 +640,11 @@ static void http_api_on_request(struct evhttp_request *req, void *arg)
 
     /* The request stays valid until its response is written, unless its
      * connection is freed first: the client hung up while Redis was slow,
-     * or the server is being freed at shutdown. */
-    evhttp_connection_set_closecb(exchange->conn, http_exchange_on_close, exchange);
+     * or the server is being freed at shutdown. A tracked connection's
+     * close callback passes that on to the exchange. */
+    exchange->connection = http_connection_begin_exchange(api, exchange);
+    if (!exchange->connection)
+        evhttp_connection_set_closecb(exchange->conn, http_exchange_on_close, exchange);
 
     http_exchange_route(exchange);
 }
@@ -656,6 +663,7 @@ struct http_api *http_api_create(struct event_base *base, const struct herald_co
     api->cfg = cfg;
     api->publisher = publisher;
 
+    hashmap_init(&api->connection_map);
     api->http = evhttp_new(base);
     api->drained_event = evtimer_new(base, http_api_on_drained, api);
     api->rate_buckets = calloc(cfg->app_count, sizeof *api->rate_buckets);
@@ -688,6 +696,9 @@ struct http_api *http_api_create(struct event_base *base, const struct herald_co
 int http_api_listen(struct http_api *api, const char *host, int port, char *bound,
                     size_t bound_len, char *err, size_t err_len)
 {
+    if (http_connections_start(api, err, err_len) != 0)
+        return -1;
+
     api->listener = evhttp_bind_socket_with_handle(api->http, host, (ev_uint16_t)port);
     if (!api->listener) {
         snprintf(err, err_len, "cannot listen on %s:%d: %s", host, port, strerror(errno));
@@ -717,6 +728,11 @@ int http_api_listen(struct http_api *api, const char *host, int port, char *boun
         snprintf(bound, bound_len, "%s:%u", text, (unsigned)ntohs(v4->sin_port));
     }
     return 0;
+}
+
+bool http_api_uses_tls(const struct http_api *api)
+{
+    return http_connections_tls(api);
 }
 
 size_t http_api_in_flight(const struct http_api *api)
@@ -749,6 +765,7 @@ void http_api_free(struct http_api *api)
     event_free(api->drained_event);
     api->drained_event = NULL;
     evhttp_free(api->http);
+    http_connections_free(api);
 
     /* An exchange still waiting for Redis points at `api` and runs when its
      * last reply arrives, so `api` is left allocated rather than freed

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "hashmap.h"
 #include "http_api.h"
 #include "http_rate.h"
 #include "metrics.h"
@@ -23,6 +24,8 @@
 
 struct evhttp;
 struct evhttp_bound_socket;
+struct http_connection;
+struct ssl_ctx_st;
 struct evhttp_connection;
 struct evhttp_request;
 struct event;
@@ -67,6 +70,7 @@ struct http_metrics {
     uint64_t cache_stored;
     uint64_t cache_store_failures;
     struct metrics_histogram request_duration; /* seconds from dispatch to response */
+    uint64_t request_timeouts; /* connections closed at relay_request_timeout */
 };
 
 struct http_api {
@@ -83,6 +87,11 @@ struct http_api {
     struct event *drained_event; /* runs `drained` from the loop */
 
     struct http_metrics metrics;
+
+    /* Connections (http_connection.c), also found by their bufferevent. */
+    struct http_connection *connections;
+    struct hashmap connection_map;
+    struct ssl_ctx_st *tls; /* SSL_CTX when relay_tls_cert_file is set, else NULL */
 
     /* One bucket per app, in the order of cfg->apps. */
     struct http_rate_bucket *rate_buckets;
@@ -110,6 +119,9 @@ struct http_exchange {
     struct http_api *api;
     struct evhttp_request *req; /* NULL once the connection is gone */
     struct evhttp_connection *conn;
+    /* The tracked connection, or NULL when it could not be tracked or is
+     * gone (then `conn` is NULL too). */
+    struct http_connection *connection;
     const char *method;
     char *path; /* as received, still percent-encoded */
     enum http_endpoint endpoint;
@@ -154,6 +166,32 @@ const char *http_exchange_param(const struct http_exchange *exchange, const char
 
 /* Label of `endpoint` in metrics and logs, such as "batch_events". */
 const char *http_endpoint_name(enum http_endpoint endpoint);
+
+/* Called when the connection of a request closes: ends the exchange, or
+ * leaves it to end with its last Redis reply. */
+void http_exchange_on_close(struct evhttp_connection *conn, void *exchange);
+
+/* ---- http_connection.c ------------------------------------------------ */
+
+/* Loads the TLS certificate when configured and makes evhttp create every
+ * connection through http_connection.c. Returns 0, or -1 with the reason
+ * in `err`. */
+int http_connections_start(struct http_api *api, char *err, size_t err_len);
+
+/* Marks the request's connection busy, which stops its request deadline.
+ * Returns the connection, or NULL when it is not tracked. */
+struct http_connection *http_connection_begin_exchange(struct http_api *api,
+                                                       struct http_exchange *exchange);
+
+/* Marks the connection idle again once its exchange has ended. */
+void http_connection_end_exchange(struct http_connection *conn);
+
+/* True when the relay serves HTTPS. */
+bool http_connections_tls(const struct http_api *api);
+
+/* Frees what evhttp_free left: connections not yet attached and the TLS
+ * context. Call it after evhttp_free. */
+void http_connections_free(struct http_api *api);
 
 /* ---- http_listener.c -------------------------------------------------- */
 

@@ -77,6 +77,11 @@ static void http_ops_render_metrics(struct strbuf *out, const struct http_api *a
         help = NULL;
     }
 
+    metrics_write_counter(out, "herald_relay_http_request_timeouts_total",
+                          "Connections closed because a request was not received completely "
+                          "within relay_request_timeout.",
+                          NULL, metrics->request_timeouts);
+
     metrics_write_counter(out, "herald_relay_http_accept_failures_total",
                           "accept() calls on the HTTP port that failed, for example with "
                           "EMFILE when the process is out of file descriptors; each one "
