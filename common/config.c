@@ -191,6 +191,7 @@ static void set_app_defaults(struct app_config *app)
     app->max_batch_size = 10;
     app->max_channel_name_length = 164;
     app->max_event_name_length = 200;
+    app->max_api_requests_per_second = 5000;
 }
 
 static void set_defaults(struct herald_config *cfg)
@@ -206,6 +207,7 @@ static void set_defaults(struct herald_config *cfg)
     cfg->gateway_port = 6001;
     cfg->relay_host = config_strdup("127.0.0.1");
     cfg->relay_port = 6002;
+    cfg->relay_request_timeout = 10;
     cfg->log_level = LOG_LEVEL_INFO;
 
     cfg->activity_timeout = 120;
@@ -319,6 +321,8 @@ void config_free(struct herald_config *cfg)
     free(cfg->tls_cert_file);
     free(cfg->tls_key_file);
     free(cfg->relay_host);
+    free(cfg->relay_tls_cert_file);
+    free(cfg->relay_tls_key_file);
     free(cfg->laravel_redis_prefix);
     free(cfg->laravel_app_id);
     free_apps(cfg->apps, cfg->app_count);
@@ -367,6 +371,10 @@ struct setting {
  * in an int. */
 #define WEBHOOK_CLAIM_IDLE_MAX (INT_MAX / 1000)
 
+/* A client that needs more than an hour to send one request is not a
+ * backend of the HTTP API. */
+#define RELAY_REQUEST_TIMEOUT_MAX 3600
+
 /* The ingest lease is renewed every third of its lifetime, so a lease
  * below 100 ms would mean a Redis round trip every few milliseconds. */
 #define INGEST_LEASE_MS_MIN 100
@@ -385,6 +393,10 @@ static const struct setting settings[] = {
     SETTING(tls_key_file, "HERALD_TLS_KEY_FILE", SETTING_TEXT),
     SETTING(relay_host, "HERALD_RELAY_HOST", SETTING_HOST),
     SETTING(relay_port, "HERALD_RELAY_PORT", SETTING_PORT),
+    SETTING(relay_tls_cert_file, "HERALD_RELAY_TLS_CERT_FILE", SETTING_TEXT),
+    SETTING(relay_tls_key_file, "HERALD_RELAY_TLS_KEY_FILE", SETTING_TEXT),
+    SETTING(relay_request_timeout, "HERALD_RELAY_REQUEST_TIMEOUT", SETTING_POSITIVE,
+            .max = RELAY_REQUEST_TIMEOUT_MAX),
     SETTING(log_level, "HERALD_LOG_LEVEL", SETTING_LOG_LEVEL),
     SETTING(activity_timeout, "HERALD_ACTIVITY_TIMEOUT", SETTING_POSITIVE),
     SETTING(pong_timeout, "HERALD_PONG_TIMEOUT", SETTING_POSITIVE),
@@ -796,6 +808,7 @@ static const struct app_field app_fields[] = {
     APP_FIELD(max_batch_size, APP_FIELD_LIMIT),
     APP_FIELD(max_channel_name_length, APP_FIELD_LIMIT),
     APP_FIELD(max_event_name_length, APP_FIELD_LIMIT),
+    APP_FIELD(max_api_requests_per_second, APP_FIELD_LIMIT),
     APP_FIELD(webhooks, APP_FIELD_WEBHOOKS),
     APP_FIELD(allowed_origins, APP_FIELD_ORIGINS),
 };
@@ -1318,6 +1331,19 @@ static int apply_environment(struct herald_config *cfg, char *err, size_t err_le
  * Public API
  * ------------------------------------------------------------------------ */
 
+/* Rejects a certificate without its key or a key without its certificate. */
+static int check_tls_pair(const char *cert, const char *key, const char *cert_name,
+                          const char *key_name, char *err, size_t err_len)
+{
+    bool has_cert = cert && cert[0];
+    bool has_key = key && key[0];
+    if (has_cert == has_key)
+        return 0;
+    return config_fail(err, err_len,
+                       "%s is set but %s is not; TLS needs both the certificate and its key",
+                       has_cert ? cert_name : key_name, has_cert ? key_name : cert_name);
+}
+
 static int finish_load(struct herald_config *cfg, int rc, char *err, size_t err_len)
 {
     if (rc != 0) {
@@ -1338,13 +1364,10 @@ static int finish_load(struct herald_config *cfg, int rc, char *err, size_t err_
         return -1;
     }
 
-    bool has_cert = cfg->tls_cert_file && cfg->tls_cert_file[0];
-    bool has_key = cfg->tls_key_file && cfg->tls_key_file[0];
-    if (has_cert != has_key) {
-        config_fail(err, err_len,
-                    "%s is set but %s is not; TLS needs both the certificate and its key",
-                    has_cert ? "tls_cert_file" : "tls_key_file",
-                    has_cert ? "tls_key_file" : "tls_cert_file");
+    if (check_tls_pair(cfg->tls_cert_file, cfg->tls_key_file, "tls_cert_file", "tls_key_file",
+                       err, err_len) != 0 ||
+        check_tls_pair(cfg->relay_tls_cert_file, cfg->relay_tls_key_file,
+                       "relay_tls_cert_file", "relay_tls_key_file", err, err_len) != 0) {
         config_free(cfg);
         return -1;
     }

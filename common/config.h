@@ -70,6 +70,7 @@ struct app_config {
     int max_batch_size;
     int max_channel_name_length;
     int max_event_name_length;
+    int max_api_requests_per_second; /* HTTP API requests per relay process */
 
     /* Host patterns a browser's Origin must match ("*", "example.com" or
      * "*.example.com"); NULL means every origin is allowed. */
@@ -99,6 +100,9 @@ struct herald_config {
     char *tls_key_file;  /* PEM private key */
     char *relay_host;
     int relay_port;
+    char *relay_tls_cert_file; /* PEM certificate chain; with relay_tls_key_file the relay serves HTTPS */
+    char *relay_tls_key_file;  /* PEM private key */
+    int relay_request_timeout; /* seconds a client has to send a whole request */
 
     enum log_level log_level;
 

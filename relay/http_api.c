@@ -17,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <hiredis/hiredis.h>
 
 #include "http_internal.h"
@@ -30,8 +32,9 @@
 #include "signature.h"
 #include "trigger.h"
 
-/* Idle keep-alive connections and slow request reads are closed after this
- * many seconds. Clients then open a new connection for their next request. */
+/* Idle keep-alive connections are closed after this many seconds without a
+ * byte. Clients then open a new connection for their next request. A
+ * request being received has relay_request_timeout (http_connection.c). */
 #define HTTP_API_TIMEOUT_S 60
 #define HTTP_API_MAX_HEADERS_BYTES (64 * 1024)
 #define HTTP_API_MESSAGE_MAX 512
@@ -105,7 +108,9 @@ static const char *http_method_name(enum evhttp_cmd_type method)
 static void http_exchange_end(struct http_exchange *exchange)
 {
     struct http_api *api = exchange->api;
-    if (exchange->conn)
+    if (exchange->connection)
+        http_connection_end_exchange(exchange->connection);
+    else if (exchange->conn)
         evhttp_connection_set_closecb(exchange->conn, NULL, NULL);
     http_trigger_free(exchange->trigger);
     signature_free_query(exchange->params, exchange->param_count);
@@ -125,7 +130,7 @@ static void http_exchange_on_complete(struct evhttp_request *req, void *arg)
     http_exchange_end(arg);
 }
 
-static void http_exchange_on_close(struct evhttp_connection *conn, void *arg)
+void http_exchange_on_close(struct evhttp_connection *conn, void *arg)
 {
     (void)conn;
     struct http_exchange *exchange = arg;
@@ -137,6 +142,7 @@ static void http_exchange_on_close(struct evhttp_connection *conn, void *arg)
         evhttp_request_free(exchange->req);
     exchange->req = NULL;
     exchange->conn = NULL;
+    exchange->connection = NULL;
 
     /* An exchange waiting for Redis ends when its last reply does. */
     if (exchange->replied || (exchange->replies_pending == 0 && !exchange->submitting))
@@ -187,7 +193,7 @@ void http_exchange_send(struct http_exchange *exchange, int status, const char *
     evhttp_add_header(headers, "Content-Type", content_type);
     /* While shutting down, make keep-alive clients open their next
      * connection to a relay that is still running. */
-    if (api->draining)
+    if (api->draining || exchange->close_connection)
         evhttp_add_header(headers, "Connection", "close");
     evbuffer_add(evhttp_request_get_output_buffer(req), body, body_len);
 
@@ -446,6 +452,23 @@ static void http_exchange_handle_app_request(struct http_exchange *exchange)
         return;
     }
 
+    /* Counted after the signature check, so only a client that has the
+     * app's secret can use up the app's rate. */
+    struct http_rate_bucket *bucket = &exchange->api->rate_buckets[app - exchange->api->cfg->apps];
+    int retry_after = http_rate_take(bucket, app->max_api_requests_per_second, monotonic_ns());
+    if (retry_after) {
+        char seconds[16];
+        snprintf(seconds, sizeof seconds, "%d", retry_after);
+        evhttp_add_header(evhttp_request_get_output_headers(exchange->req), "Retry-After",
+                          seconds);
+        snprintf(message, sizeof message,
+                 "Too many requests: app %s allows %d HTTP API requests per second on each "
+                 "relay; retry after %d s",
+                 app->id, app->max_api_requests_per_second, retry_after);
+        http_exchange_reply(exchange, 429, message);
+        return;
+    }
+
     switch (exchange->endpoint) {
     case HTTP_ENDPOINT_EVENTS:
     case HTTP_ENDPOINT_BATCH_EVENTS:
@@ -465,10 +488,83 @@ static void http_exchange_handle_app_request(struct http_exchange *exchange)
     }
 }
 
+/* Checks how the body was framed. libevent 2.1 reads the body with the
+ * first Content-Length and ignores any other, and with Transfer-Encoding
+ * chunked ignores Content-Length. A proxy in front may pick the other
+ * header and so split the stream into different requests (request
+ * smuggling). RFC 9112 section 6.3 makes conflicting lengths an
+ * unrecoverable error, and section 6.1 lets a server reject both headers
+ * together, so both get 400 and the connection is closed (libevent 2.1.12
+ * itself rejects that case with 400 before dispatching). A transfer
+ * coding other than chunked, which libevent would read as no coding at
+ * all, gets 501. Returns 0, or the status with the message in `err`. */
+static int http_exchange_check_framing(struct http_exchange *exchange, char *err,
+                                       size_t err_len)
+{
+    struct evkeyvalq *headers = evhttp_request_get_input_headers(exchange->req);
+    const char *content_length = NULL;
+    const char *transfer_encoding = NULL;
+
+    for (struct evkeyval *header = headers->tqh_first; header; header = header->next.tqe_next) {
+        if (strcasecmp(header->key, "Transfer-Encoding") == 0) {
+            if (transfer_encoding) {
+                snprintf(err, err_len,
+                         "Invalid request: more than one Transfer-Encoding header; send one");
+                return 400;
+            }
+            if (strcasecmp(header->value, "chunked") != 0) {
+                char printable[40];
+                trigger_printable(printable, sizeof printable, header->value,
+                                  strlen(header->value));
+                snprintf(err, err_len,
+                         "Transfer-Encoding %s is not supported: send the body with "
+                         "Content-Length or Transfer-Encoding chunked alone",
+                         printable);
+                return 501;
+            }
+            transfer_encoding = header->value;
+            continue;
+        }
+        if (strcasecmp(header->key, "Content-Length") != 0)
+            continue;
+        if (content_length && strcmp(content_length, header->value) != 0) {
+            char first[24];
+            char second[24];
+            trigger_printable(first, sizeof first, content_length, strlen(content_length));
+            trigger_printable(second, sizeof second, header->value, strlen(header->value));
+            snprintf(err, err_len,
+                     "Invalid request: conflicting Content-Length headers %s and %s; send "
+                     "exactly one",
+                     first, second);
+            return 400;
+        }
+        content_length = header->value;
+    }
+
+    if (transfer_encoding && content_length) {
+        snprintf(err, err_len,
+                 "Invalid request: both Transfer-Encoding and Content-Length are present; "
+                 "send only one of them");
+        return 400;
+    }
+    return 0;
+}
+
 static void http_exchange_route(struct http_exchange *exchange)
 {
     struct http_api *api = exchange->api;
     struct evhttp_request *req = exchange->req;
+
+    char framing_error[HTTP_API_MESSAGE_MAX];
+    int framing_status = http_exchange_check_framing(exchange, framing_error,
+                                                     sizeof framing_error);
+    if (framing_status) {
+        /* The next request on this connection would start at an offset
+         * that the client and any proxy may disagree on. */
+        exchange->close_connection = true;
+        http_exchange_reply(exchange, framing_status, framing_error);
+        return;
+    }
 
     /* TODO: accept a configured path prefix in front of /apps, as a reverse
      * proxy adds it. SDKs sign the path without the prefix, so it has to be
@@ -544,8 +640,11 @@ static void http_api_on_request(struct evhttp_request *req, void *arg)
 
     /* The request stays valid until its response is written, unless its
      * connection is freed first: the client hung up while Redis was slow,
-     * or the server is being freed at shutdown. */
-    evhttp_connection_set_closecb(exchange->conn, http_exchange_on_close, exchange);
+     * or the server is being freed at shutdown. A tracked connection's
+     * close callback passes that on to the exchange. */
+    exchange->connection = http_connection_begin_exchange(api, exchange);
+    if (!exchange->connection)
+        evhttp_connection_set_closecb(exchange->conn, http_exchange_on_close, exchange);
 
     http_exchange_route(exchange);
 }
@@ -564,13 +663,16 @@ struct http_api *http_api_create(struct event_base *base, const struct herald_co
     api->cfg = cfg;
     api->publisher = publisher;
 
+    hashmap_init(&api->connection_map);
     api->http = evhttp_new(base);
     api->drained_event = evtimer_new(base, http_api_on_drained, api);
-    if (!api->http || !api->drained_event) {
+    api->rate_buckets = calloc(cfg->app_count, sizeof *api->rate_buckets);
+    if (!api->http || !api->drained_event || !api->rate_buckets) {
         if (api->http)
             evhttp_free(api->http);
         if (api->drained_event)
             event_free(api->drained_event);
+        free(api->rate_buckets);
         free(api);
         return NULL;
     }
@@ -594,9 +696,16 @@ struct http_api *http_api_create(struct event_base *base, const struct herald_co
 int http_api_listen(struct http_api *api, const char *host, int port, char *bound,
                     size_t bound_len, char *err, size_t err_len)
 {
+    if (http_connections_start(api, err, err_len) != 0)
+        return -1;
+
     api->listener = evhttp_bind_socket_with_handle(api->http, host, (ev_uint16_t)port);
     if (!api->listener) {
         snprintf(err, err_len, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+        return -1;
+    }
+    if (http_listener_watch(api) != 0) {
+        snprintf(err, err_len, "cannot watch the listener on %s:%d: out of memory or too many servers", host, port);
         return -1;
     }
 
@@ -621,6 +730,11 @@ int http_api_listen(struct http_api *api, const char *host, int port, char *boun
     return 0;
 }
 
+bool http_api_uses_tls(const struct http_api *api)
+{
+    return http_connections_tls(api);
+}
+
 size_t http_api_in_flight(const struct http_api *api)
 {
     return api->in_flight;
@@ -628,6 +742,7 @@ size_t http_api_in_flight(const struct http_api *api)
 
 void http_api_drain(struct http_api *api, void (*drained)(void *arg), void *arg)
 {
+    http_listener_stop(api);
     if (api->listener) {
         evhttp_del_accept_socket(api->http, api->listener);
         api->listener = NULL;
@@ -646,9 +761,11 @@ void http_api_free(struct http_api *api)
     /* Freeing the connections ends every exchange whose response is still
      * being written; none of them may schedule the drained callback. */
     api->drained = NULL;
+    http_listener_stop(api);
     event_free(api->drained_event);
     api->drained_event = NULL;
     evhttp_free(api->http);
+    http_connections_free(api);
 
     /* An exchange still waiting for Redis points at `api` and runs when its
      * last reply arrives, so `api` is left allocated rather than freed
@@ -657,5 +774,6 @@ void http_api_free(struct http_api *api)
         log_error("http: server freed with %zu requests waiting for Redis", api->in_flight);
         return;
     }
+    free(api->rate_buckets);
     free(api);
 }

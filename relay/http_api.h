@@ -10,6 +10,7 @@
 #ifndef HERALD_RELAY_HTTP_API_H
 #define HERALD_RELAY_HTTP_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -28,6 +29,9 @@ struct http_api *http_api_create(struct event_base *base, const struct herald_co
  * `err`. */
 int http_api_listen(struct http_api *api, const char *host, int port, char *bound,
                     size_t bound_len, char *err, size_t err_len);
+
+/* True when the server speaks HTTPS (relay_tls_cert_file is set). */
+bool http_api_uses_tls(const struct http_api *api);
 
 /* Requests received whose response is not yet written, counting those
  * waiting for Redis. */

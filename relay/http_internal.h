@@ -15,13 +15,17 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "hashmap.h"
 #include "http_api.h"
+#include "http_rate.h"
 #include "metrics.h"
 #include "publisher.h"
 #include "signature.h"
 
 struct evhttp;
 struct evhttp_bound_socket;
+struct http_connection;
+struct ssl_ctx_st;
 struct evhttp_connection;
 struct evhttp_request;
 struct event;
@@ -66,6 +70,7 @@ struct http_metrics {
     uint64_t cache_stored;
     uint64_t cache_store_failures;
     struct metrics_histogram request_duration; /* seconds from dispatch to response */
+    uint64_t request_timeouts; /* connections closed at relay_request_timeout */
 };
 
 struct http_api {
@@ -83,6 +88,22 @@ struct http_api {
 
     struct http_metrics metrics;
 
+    /* Connections (http_connection.c), also found by their bufferevent. */
+    struct http_connection *connections;
+    struct hashmap connection_map;
+    struct ssl_ctx_st *tls; /* SSL_CTX when relay_tls_cert_file is set, else NULL */
+
+    /* One bucket per app, in the order of cfg->apps. */
+    struct http_rate_bucket *rate_buckets;
+
+    /* Failed accept() calls (http_listener.c). */
+    struct {
+        struct event *resume; /* re-enables the listener after a pause */
+        uint64_t failures;    /* since the start, for /metrics */
+        uint64_t unlogged;    /* since the last log line */
+        uint64_t logged_ns;   /* CLOCK_MONOTONIC of the last log line; 0 before */
+    } accept;
+
     /* Other subsystems' metrics, appended to GET /metrics. */
     struct {
         http_metrics_writer_fn *write;
@@ -98,11 +119,15 @@ struct http_exchange {
     struct http_api *api;
     struct evhttp_request *req; /* NULL once the connection is gone */
     struct evhttp_connection *conn;
+    /* The tracked connection, or NULL when it could not be tracked or is
+     * gone (then `conn` is NULL too). */
+    struct http_connection *connection;
     const char *method;
     char *path; /* as received, still percent-encoded */
     enum http_endpoint endpoint;
     uint64_t started_ns; /* CLOCK_MONOTONIC */
     bool replied;        /* the response is queued for writing */
+    bool close_connection; /* respond with "Connection: close" */
 
     /* Known once the request is routed and signed; NULL and 0 before. */
     const struct app_config *app;
@@ -141,6 +166,42 @@ const char *http_exchange_param(const struct http_exchange *exchange, const char
 
 /* Label of `endpoint` in metrics and logs, such as "batch_events". */
 const char *http_endpoint_name(enum http_endpoint endpoint);
+
+/* Called when the connection of a request closes: ends the exchange, or
+ * leaves it to end with its last Redis reply. */
+void http_exchange_on_close(struct evhttp_connection *conn, void *exchange);
+
+/* ---- http_connection.c ------------------------------------------------ */
+
+/* Loads the TLS certificate when configured and makes evhttp create every
+ * connection through http_connection.c. Returns 0, or -1 with the reason
+ * in `err`. */
+int http_connections_start(struct http_api *api, char *err, size_t err_len);
+
+/* Marks the request's connection busy, which stops its request deadline.
+ * Returns the connection, or NULL when it is not tracked. */
+struct http_connection *http_connection_begin_exchange(struct http_api *api,
+                                                       struct http_exchange *exchange);
+
+/* Marks the connection idle again once its exchange has ended. */
+void http_connection_end_exchange(struct http_connection *conn);
+
+/* True when the relay serves HTTPS. */
+bool http_connections_tls(const struct http_api *api);
+
+/* Frees what evhttp_free left: connections not yet attached and the TLS
+ * context. Call it after evhttp_free. */
+void http_connections_free(struct http_api *api);
+
+/* ---- http_listener.c -------------------------------------------------- */
+
+/* Makes a failed accept() on api->listener pause the listener briefly and
+ * log at most once per interval, instead of libevent's warning per call.
+ * Returns 0, or -1 when out of memory or too many servers are watched. */
+int http_listener_watch(struct http_api *api);
+
+/* Stops watching; call it before the listener or the server is freed. */
+void http_listener_stop(struct http_api *api);
 
 /* ---- endpoint handlers -------------------------------------------------- */
 

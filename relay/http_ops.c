@@ -63,6 +63,31 @@ static void http_ops_render_metrics(struct strbuf *out, const struct http_api *a
     metrics_write_counter(out, "herald_relay_cache_stores_total", NULL, "result=\"failed\"",
                           metrics->cache_store_failures);
 
+    help = "HTTP API requests rejected with 429 because the app went over "
+           "max_api_requests_per_second on this relay.";
+    for (size_t i = 0; i < api->cfg->app_count; i++) {
+        /* App ids contain only URL-safe characters, so they need no
+         * escaping in a label, but they have no length limit. */
+        struct strbuf labels;
+        strbuf_init(&labels);
+        strbuf_appendf(&labels, "app=\"%s\"", api->cfg->apps[i].id);
+        metrics_write_counter(out, "herald_relay_http_rate_limited_total", help, labels.data,
+                              api->rate_buckets[i].rejected);
+        strbuf_free(&labels);
+        help = NULL;
+    }
+
+    metrics_write_counter(out, "herald_relay_http_request_timeouts_total",
+                          "Connections closed because a request was not received completely "
+                          "within relay_request_timeout.",
+                          NULL, metrics->request_timeouts);
+
+    metrics_write_counter(out, "herald_relay_http_accept_failures_total",
+                          "accept() calls on the HTTP port that failed, for example with "
+                          "EMFILE when the process is out of file descriptors; each one "
+                          "pauses new connections briefly.",
+                          NULL, api->accept.failures);
+
     metrics_write_counter(out, "herald_relay_redis_reconnects_total",
                           "Completed reconnects to Redis after a lost connection.", NULL,
                           publisher_reconnects(api->publisher));

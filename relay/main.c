@@ -273,7 +273,8 @@ static void relay_log_start(const struct relay *relay, const char *bound)
 {
     const struct herald_config *cfg = &relay->cfg;
 
-    log_info("listening on http://%s (Pusher HTTP API), %zu apps", bound, cfg->app_count);
+    log_info("listening on %s://%s (Pusher HTTP API), %zu apps",
+             http_api_uses_tls(relay->api) ? "https" : "http", bound, cfg->app_count);
     log_info("redis at %s:%d database %d, key prefix \"%s\"", cfg->redis.host, cfg->redis.port,
              cfg->redis.database, cfg->prefix);
     if (cfg->using_development_app)

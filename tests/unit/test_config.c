@@ -83,6 +83,7 @@ static void check_default_app(const struct app_config *app)
     ASSERT_INT_EQ(app->max_batch_size, 10);
     ASSERT_INT_EQ(app->max_channel_name_length, 164);
     ASSERT_INT_EQ(app->max_event_name_length, 200);
+    ASSERT_INT_EQ(app->max_api_requests_per_second, 5000);
 }
 
 static void check_defaults(const struct herald_config *cfg)
@@ -97,6 +98,9 @@ static void check_defaults(const struct herald_config *cfg)
     ASSERT_INT_EQ(cfg->gateway_port, 6001);
     ASSERT_STR_EQ(cfg->relay_host, "127.0.0.1");
     ASSERT_INT_EQ(cfg->relay_port, 6002);
+    CU_ASSERT_PTR_NULL(cfg->relay_tls_cert_file);
+    CU_ASSERT_PTR_NULL(cfg->relay_tls_key_file);
+    ASSERT_INT_EQ(cfg->relay_request_timeout, 10);
     ASSERT_INT_EQ(cfg->log_level, LOG_LEVEL_INFO);
     ASSERT_INT_EQ(cfg->activity_timeout, 120);
     ASSERT_INT_EQ(cfg->pong_timeout, 30);
@@ -603,6 +607,58 @@ static void test_tls_needs_cert_and_key(void)
                   0);
     ASSERT_STR_EQ(cfg.tls_cert_file, "c.pem");
     ASSERT_STR_EQ(cfg.tls_key_file, "k.pem");
+    config_free(&cfg);
+}
+
+static void test_relay_tls_needs_cert_and_key(void)
+{
+    EXPECT_ERROR("{\"relay_tls_cert_file\":\"/etc/herald/cert.pem\"}",
+                 "config: relay_tls_cert_file is set but relay_tls_key_file is not; TLS needs "
+                 "both the certificate and its key");
+    EXPECT_ERROR("{\"relay_tls_key_file\":\"/etc/herald/key.pem\"}",
+                 "config: relay_tls_key_file is set but relay_tls_cert_file is not; TLS needs "
+                 "both the certificate and its key");
+
+    /* The gateway's pair does not turn on HTTPS for the relay. */
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    ASSERT_INT_EQ(config_load_string(&cfg,
+                                     "{\"tls_cert_file\":\"c.pem\",\"tls_key_file\":\"k.pem\","
+                                     "\"relay_tls_cert_file\":\"rc.pem\","
+                                     "\"relay_tls_key_file\":\"rk.pem\"}",
+                                     err, sizeof err),
+                  0);
+    ASSERT_STR_EQ(cfg.relay_tls_cert_file, "rc.pem");
+    ASSERT_STR_EQ(cfg.relay_tls_key_file, "rk.pem");
+    ASSERT_STR_EQ(cfg.tls_cert_file, "c.pem");
+    config_free(&cfg);
+}
+
+static void test_relay_request_timeout(void)
+{
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    ASSERT_INT_EQ(config_load_string(&cfg, "{\"relay_request_timeout\":3600}", err, sizeof err),
+                  0);
+    ASSERT_INT_EQ(cfg.relay_request_timeout, 3600);
+    config_free(&cfg);
+
+    EXPECT_ERROR("{\"relay_request_timeout\":0}",
+                 "config: relay_request_timeout: must be an integer from 1 to 3600, got 0");
+    EXPECT_ERROR("{\"relay_request_timeout\":3601}",
+                 "config: relay_request_timeout: must be an integer from 1 to 3600, got 3601");
+}
+
+static void test_max_api_requests_per_second(void)
+{
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    ASSERT_INT_EQ(config_load_string(&cfg,
+                                     "{\"apps\":[{\"id\":\"1\",\"key\":\"k\",\"secret\":\"s\","
+                                     "\"max_api_requests_per_second\":25}]}",
+                                     err, sizeof err),
+                  0);
+    ASSERT_INT_EQ(cfg.apps[0].max_api_requests_per_second, 25);
     config_free(&cfg);
 }
 
@@ -1208,6 +1264,9 @@ CU_ErrorCode test_config_register(void)
         { "unknown app key", test_unknown_app_key },
         { "webhooks parsed", test_webhooks_parsed },
         { "TLS needs cert and key", test_tls_needs_cert_and_key },
+        { "relay TLS needs cert and key", test_relay_tls_needs_cert_and_key },
+        { "relay request timeout", test_relay_request_timeout },
+        { "max API requests per second", test_max_api_requests_per_second },
         { "allowed origins", test_allowed_origins },
         { "webhook errors", test_webhook_errors },
         { "webhook delivery settings", test_webhook_delivery_settings },

@@ -77,20 +77,49 @@ describe('relay HTTP input', () => {
     },
   );
 
-  it(
-    'rejects conflicting Content-Length headers',
-    {
-      todo:
-        'libevent reads the body with the first Content-Length and ignores the second, where RFC 9112 ' +
-        'section 6.3 asks for a 400; a proxy that uses the other value would frame the next request differently',
-    },
-    async () => {
-      const body = '{}';
-      const request =
-        `POST /apps/${cluster.app.id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
-        `Content-Length: ${body.length}\r\nContent-Length: ${body.length + 5}\r\n\r\n${body}`;
-      const { statusLine, received } = await sendRaw(request);
-      assert.equal(statusLine, 'HTTP/1.1 400 Bad Request', `response: ${received.slice(0, 300)}`);
-    },
-  );
+  it('rejects conflicting Content-Length headers', async () => {
+    const body = '{}';
+    const request =
+      `POST /apps/${cluster.app.id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+      `Content-Length: ${body.length}\r\nContent-Length: ${body.length + 5}\r\n\r\n${body}`;
+    const { statusLine, received } = await sendRaw(request);
+    assert.equal(statusLine, 'HTTP/1.1 400 Bad Request', `response: ${received.slice(0, 300)}`);
+    assert.match(received, /\r\nConnection: close\r\n/i, 'the relay must close the connection after a framing error');
+    assert.match(received, /conflicting Content-Length headers 2 and 7/);
+  });
+
+  it('accepts repeated equal Content-Length headers', async () => {
+    const body = '{}';
+    const request =
+      `POST /apps/${cluster.app.id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+      `Content-Length: ${body.length}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const { statusLine, received } = await sendRaw(request);
+    // The request is unsigned, so the 401 shows that its framing was accepted.
+    assert.equal(statusLine, 'HTTP/1.1 401 Unauthorized', `response: ${received.slice(0, 300)}`);
+  });
+
+  it('rejects Transfer-Encoding with Content-Length', async () => {
+    const request =
+      `POST /apps/${cluster.app.id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+      'Content-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n';
+    const { statusLine, received } = await sendRaw(request);
+    assert.equal(statusLine, 'HTTP/1.1 400 Bad Request', `response: ${received.slice(0, 300)}`);
+    // libevent 2.1.12 rejects this with its own HTML 400 before the relay
+    // sees the request; other versions reach the relay's check.
+    assert.match(received, /\r\nConnection: close\r\n/i);
+  });
+
+  it('rejects an unknown Transfer-Encoding', async () => {
+    const request =
+      `POST /apps/${cluster.app.id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+      'Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n';
+    const { statusLine, received } = await sendRaw(request);
+    assert.equal(statusLine, 'HTTP/1.1 501 Not Implemented', `response: ${received.slice(0, 300)}`);
+    assert.match(received, /\r\nConnection: close\r\n/i);
+  });
+
+  it('serves the SDK after framing errors', async () => {
+    const response = await cluster.sdk().trigger('after-framing-errors', 'ping', { ok: true });
+    assert.equal(response.status, 200);
+  });
 });

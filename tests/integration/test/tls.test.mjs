@@ -3,31 +3,16 @@
 // client over TLS while a plain-text client is refused.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import WebSocket from 'ws';
 
+import { makeCertificate } from '../lib/certificate.mjs';
 import { startCluster } from '../lib/cluster.mjs';
 
 const TIMEOUT_MS = 10000;
-
-/** Creates a self-signed certificate for 127.0.0.1 and returns the file paths. */
-function makeCertificate() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-tls-'));
-  const cert = path.join(dir, 'cert.pem');
-  const key = path.join(dir, 'key.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-    '-keyout', key, '-out', cert,
-  ], { stdio: 'ignore' });
-  return { dir, cert, key };
-}
 
 /** Opens a verified wss:// connection and collects its frames. */
 function openTls(url, ca) {
