@@ -804,7 +804,11 @@ static char *read_secret_file(const char *path, const char *where, char *err, si
         config_fail(err, err_len, "%s: \"%s\" is empty; write the secret into it", where, path);
         goto fail;
     }
-    return secret;
+
+    /* The read buffer has the maximum size, and each app keeps its secret. */
+    char *copy = config_strdup(secret);
+    free(secret);
+    return copy;
 
 fail:
     free(secret);
