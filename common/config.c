@@ -26,6 +26,10 @@
  * log file or /dev/zero fails fast instead of filling memory. */
 #define CONFIG_FILE_MAX_BYTES (16 * 1024 * 1024)
 
+/* A secret file contains one app secret or password. A larger file is most
+ * likely a wrong path, and is rejected before its content is kept. */
+#define SECRET_FILE_MAX_BYTES 65536
+
 #define CONFIG_WHERE_MAX 256
 
 #define DEVELOPMENT_APP_ID "app-1"
@@ -316,6 +320,7 @@ void config_free(struct herald_config *cfg)
         return;
 
     free_redis(&cfg->redis);
+    free(cfg->redis_password_file);
     free(cfg->prefix);
     free(cfg->gateway_host);
     free(cfg->tls_cert_file);
@@ -387,6 +392,7 @@ struct setting {
 
 static const struct setting settings[] = {
     SETTING(prefix, "HERALD_PREFIX", SETTING_PREFIX),
+    SETTING(redis_password_file, "HERALD_REDIS_PASSWORD_FILE", SETTING_TEXT),
     SETTING(gateway_host, "HERALD_GATEWAY_HOST", SETTING_HOST),
     SETTING(gateway_port, "HERALD_GATEWAY_PORT", SETTING_PORT),
     SETTING(tls_cert_file, "HERALD_TLS_CERT_FILE", SETTING_TEXT),
@@ -767,6 +773,83 @@ bad_escape:
 }
 
 /* ------------------------------------------------------------------------
+ * Secret files: an app's secret_file and redis_password_file
+ *
+ * Orchestrators hand secrets to a container as files (a Kubernetes Secret
+ * volume, Docker secrets under /run/secrets). That keeps them out of the
+ * environment, which child processes inherit and `ps e` shows. Messages
+ * name the setting and the path, never the content.
+ * ------------------------------------------------------------------------ */
+
+/* Reads the secret in the file at `path` into a new string, without the
+ * trailing line breaks that editors and `echo` add. Returns NULL with a
+ * message naming `where` and the path when the file cannot be read, is
+ * empty, is too large or contains a NUL byte. */
+static char *read_secret_file(const char *path, const char *where, char *err, size_t err_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        config_fail(err, err_len, "%s: cannot open \"%s\": %s", where, path, strerror(errno));
+        return NULL;
+    }
+
+    /* One byte more than allowed, to tell a full file from a larger one. */
+    char *secret = config_calloc(SECRET_FILE_MAX_BYTES + 2, 1);
+    size_t len = fread(secret, 1, SECRET_FILE_MAX_BYTES + 1, f);
+    int read_errno = ferror(f) ? errno : 0;
+    fclose(f);
+
+    if (read_errno != 0) {
+        config_fail(err, err_len, "%s: cannot read \"%s\": %s", where, path,
+                    strerror(read_errno));
+        goto fail;
+    }
+    if (len > SECRET_FILE_MAX_BYTES) {
+        config_fail(err, err_len,
+                    "%s: \"%s\" is larger than %d bytes; it must contain only the secret",
+                    where, path, SECRET_FILE_MAX_BYTES);
+        goto fail;
+    }
+    if (memchr(secret, '\0', len)) {
+        config_fail(err, err_len, "%s: \"%s\" contains a NUL byte", where, path);
+        goto fail;
+    }
+
+    while (len > 0 && (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
+        len--;
+    secret[len] = '\0';
+    if (len == 0) {
+        config_fail(err, err_len, "%s: \"%s\" is empty; write the secret into it", where, path);
+        goto fail;
+    }
+
+    /* The read buffer has the maximum size, and each app keeps its secret. */
+    char *copy = config_strdup(secret);
+    free(secret);
+    return copy;
+
+fail:
+    free(secret);
+    return NULL;
+}
+
+/* Replaces the Redis password with the content of redis_password_file when
+ * that is set. `where` names the source of the setting in messages. */
+static int apply_redis_password_file(struct herald_config *cfg, const char *where, char *err,
+                                     size_t err_len)
+{
+    if (!cfg->redis_password_file || !cfg->redis_password_file[0])
+        return 0;
+
+    char *password = read_secret_file(cfg->redis_password_file, where, err, err_len);
+    if (!password)
+        return -1;
+    free(cfg->redis.password);
+    cfg->redis.password = password;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
  * Apps
  * ------------------------------------------------------------------------ */
 
@@ -774,6 +857,7 @@ enum app_field_kind {
     APP_FIELD_ID,          /* non-empty, URL-safe: it is in /apps/{id}/ and Redis keys */
     APP_FIELD_KEY,         /* non-empty, URL-safe: it is in /app/{key} and "key:signature" */
     APP_FIELD_SECRET,      /* non-empty, never shown in a message */
+    APP_FIELD_SECRET_FILE, /* path of the file that contains the secret */
     APP_FIELD_BOOL,
     APP_FIELD_LIMIT,       /* integer 1..INT_MAX */
     APP_FIELD_CONNECTIONS, /* -1 for unlimited, or 1..INT_MAX */
@@ -793,6 +877,8 @@ static const struct app_field app_fields[] = {
     APP_FIELD(id, APP_FIELD_ID),
     APP_FIELD(key, APP_FIELD_KEY),
     APP_FIELD(secret, APP_FIELD_SECRET),
+    /* No struct field: parse_app reads the file into `secret`. */
+    { "secret_file", APP_FIELD_SECRET_FILE, 0 },
     APP_FIELD(enabled, APP_FIELD_BOOL),
     APP_FIELD(enable_client_messages, APP_FIELD_BOOL),
     APP_FIELD(enable_user_authentication, APP_FIELD_BOOL),
@@ -1055,6 +1141,10 @@ static int parse_app(struct json_object *obj, struct app_config *app, const char
         return config_fail(err, err_len, "%s: expected an object, got %s", where,
                            json_type_label(obj));
 
+    /* The path stays valid while `obj` lives. The file is read after the
+     * loop, so that the message can name the app by its id. */
+    const char *secret_file = NULL;
+
     char field_where[CONFIG_WHERE_MAX];
     json_object_object_foreach(obj, name, value) {
         format_where(field_where, sizeof field_where, "%s.%s", where, name);
@@ -1071,6 +1161,21 @@ static int parse_app(struct json_object *obj, struct app_config *app, const char
         case APP_FIELD_KEY:
         case APP_FIELD_SECRET:
             rc = store_app_string(app, f, value, field_where, err, err_len);
+            break;
+        case APP_FIELD_SECRET_FILE:
+            if (!json_object_is_type(value, json_type_string) ||
+                json_object_get_string(value)[0] == '\0')
+                return config_fail(err, err_len, "%s: expected the path of a file, got %s",
+                                   field_where,
+                                   json_object_is_type(value, json_type_string)
+                                       ? "an empty string"
+                                       : json_type_label(value));
+            if (strlen(json_object_get_string(value)) !=
+                (size_t)json_object_get_string_len(value))
+                return config_fail(err, err_len, "%s: must not contain a NUL character",
+                                   field_where);
+            secret_file = json_object_get_string(value);
+            rc = 0;
             break;
         case APP_FIELD_BOOL:
             if (!json_object_is_type(value, json_type_boolean))
@@ -1097,8 +1202,19 @@ static int parse_app(struct json_object *obj, struct app_config *app, const char
         return config_fail(err, err_len, "%s: missing \"id\"", where);
     if (!app->key)
         return config_fail(err, err_len, "%s: missing \"key\"", where);
+    if (app->secret && secret_file)
+        return config_fail(err, err_len,
+                           "%s: app \"%s\" sets both \"secret\" and \"secret_file\"; keep "
+                           "one of them", where, app->id);
+    if (secret_file) {
+        format_where(field_where, sizeof field_where, "%s.secret_file of app \"%s\"", where,
+                     app->id);
+        app->secret = read_secret_file(secret_file, field_where, err, err_len);
+        if (!app->secret)
+            return -1;
+    }
     if (!app->secret)
-        return config_fail(err, err_len, "%s: missing \"secret\"", where);
+        return config_fail(err, err_len, "%s: missing \"secret\" (or \"secret_file\")", where);
     return 0;
 }
 
@@ -1310,9 +1426,17 @@ static int apply_environment(struct herald_config *cfg, char *err, size_t err_le
     if (url && apply_redis_url(cfg, url, "HERALD_REDIS_URL", err, err_len) != 0)
         return -1;
 
+    /* A password in the environment also wins over the file's
+     * redis_password_file. Both variables at once leave no clear winner. */
     const char *password = env_value("HERALD_REDIS_PASSWORD");
-    if (password)
+    if (password && env_value("HERALD_REDIS_PASSWORD_FILE"))
+        return config_fail(err, err_len,
+                           "HERALD_REDIS_PASSWORD and HERALD_REDIS_PASSWORD_FILE are both set; "
+                           "unset one of them");
+    if (password) {
         replace_string(&cfg->redis.password, password);
+        replace_string(&cfg->redis_password_file, NULL);
+    }
 
     const char *apps = env_value("HERALD_APPS");
     if (apps) {
@@ -1383,13 +1507,28 @@ int config_load(struct herald_config *cfg, const char *path, char *err, size_t e
         rc = apply_file(cfg, path, err, err_len);
     if (rc == 0)
         rc = apply_environment(cfg, err, err_len);
+
+    /* Read once every source is applied, so that the password replaces the
+     * one in redis_url and HERALD_REDIS_URL, whichever key came first. */
+    if (rc == 0) {
+        char where[CONFIG_WHERE_MAX];
+        if (env_value("HERALD_REDIS_PASSWORD_FILE"))
+            format_where(where, sizeof where, "HERALD_REDIS_PASSWORD_FILE");
+        else
+            format_where(where, sizeof where, "%s: redis_password_file", path ? path : "");
+        rc = apply_redis_password_file(cfg, where, err, err_len);
+    }
     return finish_load(cfg, rc, err, err_len);
 }
 
 int config_load_string(struct herald_config *cfg, const char *json, char *err, size_t err_len)
 {
     set_defaults(cfg);
-    return finish_load(cfg, apply_string(cfg, json, "", "document", err, err_len), err, err_len);
+
+    int rc = apply_string(cfg, json, "", "document", err, err_len);
+    if (rc == 0)
+        rc = apply_redis_password_file(cfg, "redis_password_file", err, err_len);
+    return finish_load(cfg, rc, err, err_len);
 }
 
 const struct app_config *config_find_app_by_key(const struct herald_config *cfg, const char *key)

@@ -92,6 +92,9 @@ struct redis_config {
 
 struct herald_config {
     struct redis_config redis;
+    /* Path of the file that contains the Redis password, or NULL.
+     * config_load has already read the file into redis.password. */
+    char *redis_password_file;
     char *prefix; /* Redis key and topic prefix, default "herald:" */
 
     char *gateway_host;

@@ -2,7 +2,8 @@
 # Installs what is missing, builds Herald twice (build/ and the sanitizer
 # build build-asan/), runs the CUnit unit tests, then runs the integration
 # suite against the sanitizer build and fails if any server log contains a
-# sanitizer report. Exits non-zero on any failure.
+# sanitizer report or a secret that a test run used. Exits non-zero on any
+# failure.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -76,6 +77,14 @@ if [[ -n "$reports" ]]; then
 fi
 echo "No sanitizer reports in $artifacts"
 
+# Each run of the integration harness and of the relay checks lists the
+# secrets it used in a secrets.json beside its logs.
+scan_logs_for_secrets() {
+  step "Scanning server logs for secrets"
+  node tests/integration/scan-secrets.mjs "$artifacts"
+}
+scan_logs_for_secrets
+
 if ((integration_status != 0)); then
   echo "Integration tests failed (exit status $integration_status); server logs are in $artifacts" >&2
   exit "$integration_status"
@@ -88,5 +97,7 @@ tests/deploy/run.sh
 
 step "Running the browser tests (tests/browser) against build/"
 tests/browser/run.sh
+# The browser tests' servers log to the same artifacts directory.
+scan_logs_for_secrets
 
 echo "All tests passed."

@@ -8,7 +8,7 @@
 // HERALD_RELAY_BINARY selects the binary (default build/relay/herald-relay).
 // Server logs go to a new directory under RELAY_CHECK_LOG_DIR (default the
 // system's temporary directory), where scripts/test.sh scans them for
-// sanitizer reports.
+// sanitizer reports and for the secrets listed in its secrets.json.
 // Needs redis-server on PATH. Requests are signed by the `pusher` Node SDK,
 // never by the relay's own signature code.
 
@@ -24,6 +24,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import Pusher from 'pusher';
+
+import { recordSecrets, secretsInEnvironment } from '../integration/lib/secret-scan.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RELAY_BINARY = process.env.HERALD_RELAY_BINARY || path.join(REPO, 'build/relay/herald-relay');
@@ -141,6 +143,10 @@ after(() => {
 });
 
 async function startRedis(port, extraArgs = []) {
+  const requirepass = extraArgs.indexOf('--requirepass');
+  if (requirepass >= 0) {
+    recordSecrets(logDir, [{ name: 'redis-server requirepass', value: extraArgs[requirepass + 1] }]);
+  }
   const redis = new Child('redis', 'redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--dir', logDir, ...extraArgs,
@@ -152,13 +158,15 @@ async function startRedis(port, extraArgs = []) {
 
 async function startRelay(redisUrl, env = {}) {
   const port = await freePort();
-  const relay = new Child('relay', RELAY_BINARY, ['--port', String(port)], {
+  const relayEnv = {
     ...process.env,
     HERALD_REDIS_URL: redisUrl,
     HERALD_PREFIX: PREFIX,
     HERALD_LOG_LEVEL: 'debug',
     ...env,
-  }, path.join(logDir, `relay-${port}.log`));
+  };
+  recordSecrets(logDir, secretsInEnvironment(relayEnv));
+  const relay = new Child('relay', RELAY_BINARY, ['--port', String(port)], relayEnv, path.join(logDir, `relay-${port}.log`));
   children.add(relay);
   relay.port = port;
   await waitFor(`herald-relay on port ${port}`, () => portOpen(port));

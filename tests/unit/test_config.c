@@ -14,7 +14,8 @@ static const char *const herald_env_names[] = {
     "HERALD_NODE_TIMEOUT",
     "HERALD_STRICT_PROTOCOL", "HERALD_MAX_MESSAGE_BYTES", "HERALD_MAX_OUTBOUND_QUEUE_BYTES",
     "HERALD_AUTH_TIMESTAMP_WINDOW", "HERALD_MAX_REQUEST_BODY_BYTES", "HERALD_REDIS_URL",
-    "HERALD_REDIS_PASSWORD", "HERALD_APPS", "HERALD_WEBHOOK_BATCH_SIZE",
+    "HERALD_REDIS_PASSWORD", "HERALD_REDIS_PASSWORD_FILE", "HERALD_APPS",
+    "HERALD_WEBHOOK_BATCH_SIZE",
     "HERALD_WEBHOOK_RETRY_INITIAL_MS", "HERALD_WEBHOOK_RETRY_MAX_MS", "HERALD_WEBHOOK_CLAIM_IDLE",
     "HERALD_LARAVEL_INGEST", "HERALD_LARAVEL_REDIS_PREFIX", "HERALD_LARAVEL_APP_ID",
     "HERALD_INGEST_LEASE_MS",
@@ -38,15 +39,20 @@ static int suite_cleanup(void)
     return 0;
 }
 
-/* Writes `content` to a new temporary file; `path` gets its name. */
-static void write_temp_file(char path[64], const char *content)
+/* Writes `len` bytes of `content` to a new temporary file; `path` gets
+ * its name. */
+static void write_temp_bytes(char path[64], const char *content, size_t len)
 {
     strcpy(path, "/tmp/herald-unit-config-XXXXXX");
     int fd = mkstemp(path);
     CU_ASSERT_FATAL(fd >= 0);
-    size_t len = strlen(content);
     CU_ASSERT_FATAL(write(fd, content, len) == (ssize_t)len);
     close(fd);
+}
+
+static void write_temp_file(char path[64], const char *content)
+{
+    write_temp_bytes(path, content, strlen(content));
 }
 
 static bool config_is_zeroed(const struct herald_config *cfg)
@@ -726,7 +732,7 @@ static void test_missing_and_empty_app_fields(void)
     EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"secret\":\"s\"}]}",
                  "config: apps[0]: missing \"key\"");
     EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"key\":\"k\"}]}",
-                 "config: apps[0]: missing \"secret\"");
+                 "config: apps[0]: missing \"secret\" (or \"secret_file\")");
     EXPECT_ERROR("{\"apps\":[{\"id\":\"\",\"key\":\"k\",\"secret\":\"s\"}]}",
                  "config: apps[0].id: must not be empty");
     EXPECT_ERROR("{\"apps\":[{\"id\":\"1\",\"key\":\"\",\"secret\":\"s\"}]}",
@@ -1231,6 +1237,307 @@ static void test_env_error_after_valid_file(void)
     unlink(path);
 }
 
+
+/* ------------------------------------------------------------------------
+ * Secrets from files
+ * ------------------------------------------------------------------------ */
+
+/* Builds an apps document whose only app reads its secret from `path`. */
+static void format_secret_file_document(char *json, size_t size, const char *path)
+{
+    snprintf(json, size,
+             "{\"apps\":[{\"id\":\"42\",\"key\":\"k\",\"secret_file\":\"%s\"}]}", path);
+}
+
+/* Loads an app secret from a file holding `content` and checks the result. */
+static void expect_secret_from_file(const char *content, size_t len, const char *expected,
+                                    unsigned line)
+{
+    char path[64];
+    write_temp_bytes(path, content, len);
+    char json[200];
+    format_secret_file_document(json, sizeof json, path);
+
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    int rc = config_load_string(&cfg, json, err, sizeof err);
+    unit_assert_long_equal(rc, 0, "config_load_string result", __FILE__, line);
+    unit_assert_str_equal(err, "", "error message", __FILE__, line);
+    if (rc == 0) {
+        unit_assert_str_equal(cfg.apps[0].secret, expected, "secret", __FILE__, line);
+        config_free(&cfg);
+    }
+    unlink(path);
+}
+
+#define EXPECT_SECRET_FROM_FILE(content, expected) \
+    expect_secret_from_file(LITERAL(content), (expected), __LINE__)
+
+static void test_secret_file_read(void)
+{
+    EXPECT_SECRET_FROM_FILE("file-secret", "file-secret");
+    EXPECT_SECRET_FROM_FILE("file-secret\n", "file-secret");
+    EXPECT_SECRET_FROM_FILE("file-secret\r\n", "file-secret");
+    EXPECT_SECRET_FROM_FILE("file-secret\n\n\n", "file-secret");
+    /* Only line breaks at the end go: spaces and inner lines are the secret's. */
+    EXPECT_SECRET_FROM_FILE(" two words \n", " two words ");
+    EXPECT_SECRET_FROM_FILE("line-1\nline-2\n", "line-1\nline-2");
+    EXPECT_SECRET_FROM_FILE("s:/{}@\"\\ \xc3\xa9\n", "s:/{}@\"\\ \xc3\xa9");
+}
+
+static void test_secret_file_in_env_apps(void)
+{
+    clear_herald_env();
+    char path[64];
+    write_temp_file(path, "env-file-secret\n");
+    char json[200];
+    snprintf(json, sizeof json, "[{\"id\":\"7\",\"key\":\"k7\",\"secret_file\":\"%s\"}]", path);
+    setenv("HERALD_APPS", json, 1);
+
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    ASSERT_INT_EQ(config_load(&cfg, NULL, err, sizeof err), 0);
+    ASSERT_STR_EQ(err, "");
+    ASSERT_INT_EQ(cfg.app_count, 1);
+    ASSERT_STR_EQ(cfg.apps[0].id, "7");
+    ASSERT_STR_EQ(cfg.apps[0].secret, "env-file-secret");
+    config_free(&cfg);
+
+    clear_herald_env();
+    unlink(path);
+}
+
+static void test_secret_and_secret_file_both(void)
+{
+    char path[64];
+    write_temp_file(path, "TOPSECRET-FILE\n");
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"apps\":[{\"id\":\"42\",\"key\":\"k\",\"secret_file\":\"%s\","
+             "\"secret\":\"TOPSECRET-JSON\"}]}", path);
+    EXPECT_ERROR(json, "config: apps[0]: app \"42\" sets both \"secret\" and \"secret_file\"; "
+                       "keep one of them");
+    unlink(path);
+}
+
+static void test_secret_file_errors(void)
+{
+    EXPECT_ERROR("{\"apps\":[{\"id\":\"42\",\"key\":\"k\","
+                 "\"secret_file\":\"/nonexistent/herald-secret\"}]}",
+                 "config: apps[0].secret_file of app \"42\": cannot open "
+                 "\"/nonexistent/herald-secret\": No such file or directory");
+    EXPECT_ERROR("{\"apps\":[{\"id\":\"42\",\"key\":\"k\",\"secret_file\":\"/tmp\"}]}",
+                 "config: apps[0].secret_file of app \"42\": cannot read \"/tmp\": "
+                 "Is a directory");
+    EXPECT_ERROR("{\"apps\":[{\"id\":\"42\",\"key\":\"k\",\"secret_file\":\"\"}]}",
+                 "config: apps[0].secret_file: expected the path of a file, got an empty "
+                 "string");
+    EXPECT_ERROR("{\"apps\":[{\"id\":\"42\",\"key\":\"k\",\"secret_file\":1}]}",
+                 "config: apps[0].secret_file: expected the path of a file, got an integer");
+    EXPECT_ERROR("{\"apps\":[{\"id\":\"42\",\"key\":\"k\",\"secret_file\":\"a\\u0000b\"}]}",
+                 "config: apps[0].secret_file: must not contain a NUL character");
+
+    /* An empty file, or one with only line breaks, contains no secret. */
+    static const char *const empty_contents[] = { "", "\n", "\r\n\n" };
+    for (size_t i = 0; i < sizeof empty_contents / sizeof empty_contents[0]; i++) {
+        char path[64];
+        write_temp_file(path, empty_contents[i]);
+        char json[200];
+        format_secret_file_document(json, sizeof json, path);
+        char expected[200];
+        snprintf(expected, sizeof expected,
+                 "config: apps[0].secret_file of app \"42\": \"%s\" is empty; write the secret "
+                 "into it", path);
+        EXPECT_ERROR(json, expected);
+        unlink(path);
+    }
+}
+
+/* A file that fails after its content was read still keeps the content
+ * out of the message. */
+static void test_secret_file_content_never_in_messages(void)
+{
+    char path[64];
+    char json[200];
+    char expected[200];
+
+    write_temp_bytes(path, LITERAL("TOPSECRET\0tail\n"));
+    format_secret_file_document(json, sizeof json, path);
+    snprintf(expected, sizeof expected,
+             "config: apps[0].secret_file of app \"42\": \"%s\" contains a NUL byte", path);
+    EXPECT_ERROR(json, expected);
+    unlink(path);
+
+    /* One byte over the limit. */
+    static char large[65537 + 1];
+    memset(large, 'A', sizeof large - 1);
+    memcpy(large, "TOPSECRET", 9);
+    write_temp_bytes(path, large, sizeof large - 1);
+    format_secret_file_document(json, sizeof json, path);
+    snprintf(expected, sizeof expected,
+             "config: apps[0].secret_file of app \"42\": \"%s\" is larger than 65536 bytes; it "
+             "must contain only the secret", path);
+    EXPECT_ERROR(json, expected);
+    unlink(path);
+
+    /* A file of exactly the limit is accepted. */
+    write_temp_bytes(path, large, 65536);
+    format_secret_file_document(json, sizeof json, path);
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    ASSERT_INT_EQ(config_load_string(&cfg, json, err, sizeof err), 0);
+    CU_ASSERT_FATAL(cfg.app_count == 1);
+    ASSERT_INT_EQ(strlen(cfg.apps[0].secret), 65536);
+    config_free(&cfg);
+    unlink(path);
+
+    /* A later error about the same app, or another setting, once the
+     * secret sits in memory. */
+    write_temp_file(path, "TOPSECRET\n");
+    const char *const documents[] = {
+        "{\"apps\":[{\"id\":\"42\",\"key\":\"k\",\"secret_file\":\"%s\"},"
+        "{\"id\":\"42\",\"key\":\"k2\",\"secret_file\":\"%s\"}]}",
+        "{\"apps\":[{\"id\":\"42\",\"key\":\"k\",\"secret_file\":\"%s\",\"enabled\":1}]}",
+        "{\"redis_password_file\":\"%s\",\"tls_cert_file\":\"%s\"}",
+        "{\"redis_password_file\":\"%s\",\"laravel_app_id\":\"%s\"}",
+    };
+    for (size_t i = 0; i < sizeof documents / sizeof documents[0]; i++) {
+        char document[400];
+        snprintf(document, sizeof document, documents[i], path, path);
+        memset(err, 0, sizeof err);
+        ASSERT_INT_EQ(config_load_string(&cfg, document, err, sizeof err), -1);
+        CU_ASSERT(strlen(err) > strlen("config: "));
+        ASSERT_NOT_CONTAINS(err, "TOPSECRET");
+    }
+    unlink(path);
+}
+
+static void test_redis_password_file(void)
+{
+    clear_herald_env();
+    char password_path[64];
+    write_temp_file(password_path, "from-password-file\n");
+
+    /* The file beats the URL's password, whichever key comes first. */
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"redis_password_file\":\"%s\",\"redis_url\":\"redis://alice:from-url@redis\"}",
+             password_path);
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    ASSERT_INT_EQ(config_load_string(&cfg, json, err, sizeof err), 0);
+    ASSERT_STR_EQ(cfg.redis.host, "redis");
+    ASSERT_STR_EQ(cfg.redis.username, "alice");
+    ASSERT_STR_EQ(cfg.redis.password, "from-password-file");
+    ASSERT_STR_EQ(cfg.redis_password_file, password_path);
+    config_free(&cfg);
+
+    /* config_load reads it from the file, and also over HERALD_REDIS_URL. */
+    char config_path[64];
+    write_temp_file(config_path, json);
+    ASSERT_INT_EQ(config_load(&cfg, config_path, err, sizeof err), 0);
+    ASSERT_STR_EQ(cfg.redis.password, "from-password-file");
+    config_free(&cfg);
+    setenv("HERALD_REDIS_URL", "redis://:from-env-url@other", 1);
+    ASSERT_INT_EQ(config_load(&cfg, config_path, err, sizeof err), 0);
+    ASSERT_STR_EQ(cfg.redis.host, "other");
+    ASSERT_STR_EQ(cfg.redis.password, "from-password-file");
+    config_free(&cfg);
+    clear_herald_env();
+
+    /* An empty value in the file counts as unset, as for tls_cert_file. */
+    ASSERT_INT_EQ(config_load_string(&cfg, "{\"redis_password_file\":\"\","
+                                     "\"redis_url\":\"redis://:from-url@redis\"}",
+                                     err, sizeof err), 0);
+    ASSERT_STR_EQ(cfg.redis.password, "from-url");
+    config_free(&cfg);
+
+    unlink(config_path);
+    unlink(password_path);
+}
+
+static void test_env_redis_password_file(void)
+{
+    clear_herald_env();
+    char file_path[64], env_path[64], config_path[64];
+    write_temp_file(file_path, "from-config-setting\n");
+    write_temp_file(env_path, "from-env-file\n");
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"redis_url\":\"redis://:from-url@redis\",\"redis_password_file\":\"%s\"}",
+             file_path);
+    write_temp_file(config_path, json);
+
+    /* HERALD_REDIS_PASSWORD_FILE replaces the file's redis_password_file. */
+    setenv("HERALD_REDIS_PASSWORD_FILE", env_path, 1);
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    ASSERT_INT_EQ(config_load(&cfg, config_path, err, sizeof err), 0);
+    ASSERT_STR_EQ(cfg.redis.password, "from-env-file");
+    ASSERT_STR_EQ(cfg.redis_password_file, env_path);
+    config_free(&cfg);
+
+    /* Without a config file it replaces the default URL's empty password. */
+    ASSERT_INT_EQ(config_load(&cfg, NULL, err, sizeof err), 0);
+    ASSERT_STR_EQ(cfg.redis.host, "127.0.0.1");
+    ASSERT_STR_EQ(cfg.redis.password, "from-env-file");
+    config_free(&cfg);
+
+    /* HERALD_REDIS_PASSWORD replaces the file's redis_password_file too. */
+    unsetenv("HERALD_REDIS_PASSWORD_FILE");
+    setenv("HERALD_REDIS_PASSWORD", "from-env", 1);
+    ASSERT_INT_EQ(config_load(&cfg, config_path, err, sizeof err), 0);
+    ASSERT_STR_EQ(cfg.redis.password, "from-env");
+    CU_ASSERT_PTR_NULL(cfg.redis_password_file);
+    config_free(&cfg);
+
+    /* Both variables at once are rejected, without either value. */
+    setenv("HERALD_REDIS_PASSWORD", "TOPSECRET", 1);
+    setenv("HERALD_REDIS_PASSWORD_FILE", env_path, 1);
+    ASSERT_INT_EQ(config_load(&cfg, config_path, err, sizeof err), -1);
+    ASSERT_STR_EQ(err, "config: HERALD_REDIS_PASSWORD and HERALD_REDIS_PASSWORD_FILE are both "
+                       "set; unset one of them");
+    CU_ASSERT(config_is_zeroed(&cfg));
+
+    clear_herald_env();
+    unlink(config_path);
+    unlink(env_path);
+    unlink(file_path);
+}
+
+static void test_redis_password_file_errors(void)
+{
+    clear_herald_env();
+    EXPECT_ERROR("{\"redis_password_file\":\"/nonexistent/redis-password\"}",
+                 "config: redis_password_file: cannot open \"/nonexistent/redis-password\": "
+                 "No such file or directory");
+    EXPECT_ERROR("{\"redis_password_file\":1}",
+                 "config: redis_password_file: expected a string, got an integer");
+
+    char empty_path[64];
+    write_temp_file(empty_path, "\n");
+    char expected[200];
+    snprintf(expected, sizeof expected,
+             "config: HERALD_REDIS_PASSWORD_FILE: \"%s\" is empty; write the secret into it",
+             empty_path);
+    EXPECT_ENV_ERROR("HERALD_REDIS_PASSWORD_FILE", empty_path, expected);
+
+    /* A config file's setting is named with the file. */
+    char config_path[64];
+    write_temp_file(config_path, "{\"redis_password_file\":\"/nonexistent/redis-password\"}");
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    ASSERT_INT_EQ(config_load(&cfg, config_path, err, sizeof err), -1);
+    snprintf(expected, sizeof expected,
+             "config: %s: redis_password_file: cannot open \"/nonexistent/redis-password\": "
+             "No such file or directory", config_path);
+    ASSERT_STR_EQ(err, expected);
+    CU_ASSERT(config_is_zeroed(&cfg));
+
+    unlink(config_path);
+    unlink(empty_path);
+}
+
 static void test_error_buffer_small(void)
 {
     /* A short buffer gets a cut but terminated message. */
@@ -1292,6 +1599,14 @@ CU_ErrorCode test_config_register(void)
         { "env errors name variable", test_env_errors_name_variable },
         { "env apps errors", test_env_apps_errors },
         { "env error after valid file", test_env_error_after_valid_file },
+        { "secret file read", test_secret_file_read },
+        { "secret file in env apps", test_secret_file_in_env_apps },
+        { "secret and secret_file both", test_secret_and_secret_file_both },
+        { "secret file errors", test_secret_file_errors },
+        { "secret file content never in messages", test_secret_file_content_never_in_messages },
+        { "redis password file", test_redis_password_file },
+        { "env redis password file", test_env_redis_password_file },
+        { "redis password file errors", test_redis_password_file_errors },
         { "error buffer small", test_error_buffer_small },
         { NULL, NULL },
     };

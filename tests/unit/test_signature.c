@@ -90,6 +90,23 @@ static void test_equal_different_lengths(void)
     CU_ASSERT_FALSE(signature_equal("58df", 4, "58df8b0c", 8));
 }
 
+static void test_equal_every_position(void)
+{
+    /* signature_equal compares with CRYPTO_memcmp, which OpenSSL documents
+     * as taking time independent of the contents. Timing is too noisy to
+     * assert here, so this checks the other half of the contract: a change
+     * at any position of a full-length signature is a mismatch. */
+    char expected[SIGNATURE_HEX_LEN + 1];
+    signature_hmac_sha256_hex("secret", "data", 4, expected);
+    for (size_t i = 0; i < SIGNATURE_HEX_LEN; i++) {
+        char forged[SIGNATURE_HEX_LEN + 1];
+        memcpy(forged, expected, sizeof forged);
+        forged[i] = forged[i] == '0' ? '1' : '0';
+        CU_ASSERT_FALSE(signature_equal(forged, SIGNATURE_HEX_LEN, expected, SIGNATURE_HEX_LEN));
+    }
+    CU_ASSERT_TRUE(signature_equal(expected, SIGNATURE_HEX_LEN, expected, SIGNATURE_HEX_LEN));
+}
+
 /* ------------------------------------------------------------------------
  * Channel authorization and user sign-in
  * ------------------------------------------------------------------------ */
@@ -696,6 +713,7 @@ CU_ErrorCode test_signature_register(void)
         { "MD5 vectors", test_md5_vectors },
         { "equal compares bytes", test_equal_compares_bytes },
         { "equal different lengths", test_equal_different_lengths },
+        { "equal every position", test_equal_every_position },
         { "channel auth docs vectors", test_channel_auth_docs_vectors },
         { "channel auth Herald vectors", test_channel_auth_herald_vectors },
         { "channel auth over exact channel_data", test_channel_auth_over_exact_channel_data },

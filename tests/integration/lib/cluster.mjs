@@ -5,7 +5,9 @@
 // Binaries come from HERALD_BUILD_DIR (relative paths are taken from the
 // repository root), default <repo>/build. Each process writes stdout and
 // stderr to a log file under tests/integration/artifacts/<run>/, which
-// scripts/test.sh scans for sanitizer reports after the suite.
+// scripts/test.sh scans for sanitizer reports after the suite. Every secret
+// the run hands to its processes is listed in <run>/secrets.json, so that
+// scripts/test.sh can check that no log contains one (lib/secret-scan.mjs).
 
 import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,7 +18,8 @@ import { promisify } from 'node:util';
 
 import Pusher from 'pusher';
 
-import { waitUntil } from './wait.mjs';
+import { recordSecrets, secretsInEnvironment } from './secret-scan.mjs';
+import { waitUntil, withTimeout } from './wait.mjs';
 
 const execFileAsync = promisify(execFile);
 
@@ -89,6 +92,33 @@ export function findBinary(relativePath) {
     );
   }
   return file;
+}
+
+/**
+ * Runs `binary --port <port>` with `env` until it exits, for a binary that
+ * is expected to stop at startup, and returns { code, signal, output }.
+ * Kills it by PID if it runs for more than 10 seconds.
+ */
+export async function runUntilExit(binary, port, env) {
+  const child = spawn(findBinary(binary), ['--port', String(port)], { env });
+  let output = '';
+  child.stdout.on('data', (chunk) => {
+    output += chunk;
+  });
+  child.stderr.on('data', (chunk) => {
+    output += chunk;
+  });
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  try {
+    const { code, signal } = await withTimeout(exited, 10000, `${binary} to exit`);
+    return { code, signal, output };
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+    }
+  }
 }
 
 // Environment for a child: the caller's environment without any HERALD_*
@@ -218,8 +248,11 @@ export class Cluster {
    * options.gateways: number of gateways (default 2).
    * options.env: extra environment for the relay and gateways, for example
    *   { HERALD_ACTIVITY_TIMEOUT: '1' }.
+   * options.redisPassword: started with `--requirepass`, redis-server
+   *   rejects clients without this password. The harness's own redis-cli
+   *   calls send it; the relay and gateways get it only from `env`.
    */
-  async start({ gateways = 2, env = {} } = {}) {
+  async start({ gateways = 2, env = {}, redisPassword } = {}) {
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     this.logDir = path.join(ARTIFACTS_DIR, `${stamp}-${this.name}-${process.pid}`);
     fs.mkdirSync(this.logDir, { recursive: true });
@@ -227,6 +260,10 @@ export class Cluster {
     const gatewayBinary = findBinary(GATEWAY_BINARY);
     const relayBinary = findBinary(RELAY_BINARY);
 
+    this.redisPassword = redisPassword;
+    if (redisPassword) {
+      this.recordSecret('redis-server requirepass', redisPassword);
+    }
     this.redisPort = await freePort();
     await this.#startRedisServer();
 
@@ -241,6 +278,7 @@ export class Cluster {
       HERALD_DRAIN_SECONDS: '1',
       ...env,
     }));
+    this.recordSecretsOf(heraldEnv);
 
     this.relayPort = await freePort();
     const relay = this.#spawn('relay', relayBinary, ['--port', String(this.relayPort)], heraldEnv);
@@ -268,6 +306,7 @@ export class Cluster {
       '--save', '',
       '--appendonly', 'no',
       '--dir', this.logDir,
+      ...(this.redisPassword ? ['--requirepass', this.redisPassword] : []),
     ], process.env);
     await this.redis.waitForPort(this.redisPort);
     return this.redis;
@@ -302,7 +341,9 @@ export class Cluster {
   async startRelay({ env = {} } = {}) {
     const port = await freePort();
     const name = `relay-${this.relays.length + 1}`;
-    const managed = this.#spawn(name, findBinary(RELAY_BINARY), ['--port', String(port)], { ...this.heraldEnv, ...env });
+    const relayEnv = { ...this.heraldEnv, ...env };
+    this.recordSecretsOf(relayEnv);
+    const managed = this.#spawn(name, findBinary(RELAY_BINARY), ['--port', String(port)], relayEnv);
     this.relays.push({ port, process: managed });
     await managed.waitForPort(port);
     return this.relays.length - 1;
@@ -346,9 +387,29 @@ export class Cluster {
     });
   }
 
+  /**
+   * Adds a secret that a test hands to a process some other way than
+   * start() or startRelay() see, so that the log scan looks for it too.
+   */
+  recordSecret(name, value) {
+    recordSecrets(this.logDir, [{ name, value }]);
+  }
+
+  /** Records every secret in the HERALD_* variables of `env`. */
+  recordSecretsOf(env) {
+    recordSecrets(this.logDir, secretsInEnvironment(env));
+  }
+
+  // Runs redis-cli with `args` against this cluster's Redis. REDISCLI_AUTH
+  // passes the password without putting it on the command line.
+  #redisCliCall(args) {
+    const env = this.redisPassword ? { ...process.env, REDISCLI_AUTH: this.redisPassword } : process.env;
+    return execFileAsync('redis-cli', ['-h', '127.0.0.1', '-p', String(this.redisPort), ...args], { env });
+  }
+
   /** Runs redis-cli against this cluster's Redis and returns its trimmed output. */
   async redisCli(...args) {
-    const { stdout } = await execFileAsync('redis-cli', ['-h', '127.0.0.1', '-p', String(this.redisPort), ...args]);
+    const { stdout } = await this.#redisCliCall(args);
     return stdout.trim();
   }
 
@@ -377,7 +438,7 @@ export class Cluster {
   async redisHash(key) {
     // Without a terminal, redis-cli prints each field and each value on a
     // line of its own. The output is not trimmed, because a value may be empty.
-    const { stdout } = await execFileAsync('redis-cli', ['-h', '127.0.0.1', '-p', String(this.redisPort), 'HGETALL', key]);
+    const { stdout } = await this.#redisCliCall(['HGETALL', key]);
     const hash = {};
     if (stdout === '' || stdout === '\n') {
       return hash;
