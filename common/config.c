@@ -330,6 +330,7 @@ void config_free(struct herald_config *cfg)
     free(cfg->relay_tls_key_file);
     free(cfg->laravel_redis_prefix);
     free(cfg->laravel_app_id);
+    free(cfg->trusted_proxies);
     free_apps(cfg->apps, cfg->app_count);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -423,6 +424,7 @@ static const struct setting settings[] = {
     SETTING(max_subscriptions_per_connection, "HERALD_MAX_SUBSCRIPTIONS_PER_CONNECTION",
             SETTING_POSITIVE),
     SETTING(max_connections_per_ip, "HERALD_MAX_CONNECTIONS_PER_IP", SETTING_COUNT),
+    SETTING(trusted_proxies, "HERALD_TRUSTED_PROXIES", SETTING_TEXT),
     SETTING(max_outbound_queue_bytes, "HERALD_MAX_OUTBOUND_QUEUE_BYTES", SETTING_POSITIVE),
     SETTING(auth_timestamp_window, "HERALD_AUTH_TIMESTAMP_WINDOW", SETTING_POSITIVE),
     SETTING(max_request_body_bytes, "HERALD_MAX_REQUEST_BODY_BYTES", SETTING_POSITIVE),

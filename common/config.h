@@ -125,6 +125,9 @@ struct herald_config {
     int max_message_bytes;     /* largest inbound WebSocket message */
     int max_subscriptions_per_connection; /* channels one connection may subscribe to */
     int max_connections_per_ip; /* per gateway process; 0 turns the check off */
+    /* Comma-separated addresses and CIDR blocks of load balancers whose
+     * X-Forwarded-For names the client; NULL or "" trusts none. */
+    char *trusted_proxies;
     int max_outbound_queue_bytes; /* per connection; a slower client is closed */
     int auth_timestamp_window; /* seconds of clock skew accepted on HTTP API requests */
     int max_request_body_bytes; /* HTTP API body cap */

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -19,11 +21,19 @@
 /* Connections of one client address on this gateway. The map's key points
  * at `address`. */
 struct peer {
-    uint32_t address; /* IPv4, network byte order */
+    struct in6_addr address; /* IPv4 addresses in their IPv4-mapped form */
     uint32_t connections;
 };
 
+/* An address block of trusted_proxies. */
+struct proxy_block {
+    struct in6_addr network;
+    int prefix_bits; /* of the 128 */
+};
+
 static struct hashmap peers;
+static struct proxy_block *proxies;
+static size_t proxy_count;
 static unsigned socket_limit;
 static unsigned sockets;
 static bool paused;
@@ -75,17 +85,157 @@ void admission_socket_destroyed(void)
         paused = false;
 }
 
-/* Returns the peer's IPv4 address in network byte order, or 0 when the
- * socket has none (the gateway listens on IPv4 only). */
-static uint32_t peer_address(struct lws *wsi)
+/* Parses an IPv4 or IPv6 address into `out`, IPv4 in its mapped form. */
+static bool parse_address(const char *text, struct in6_addr *out)
 {
-    struct sockaddr_in address;
-    socklen_t len = sizeof address;
-    int fd = lws_get_socket_fd(wsi);
-    if (fd < 0 || getpeername(fd, (struct sockaddr *)&address, &len) != 0 ||
-        address.sin_family != AF_INET)
+    struct in_addr v4;
+    if (inet_pton(AF_INET, text, &v4) == 1) {
+        memset(out, 0, sizeof *out);
+        out->s6_addr[10] = 0xff;
+        out->s6_addr[11] = 0xff;
+        memcpy(&out->s6_addr[12], &v4, sizeof v4);
+        return true;
+    }
+    return inet_pton(AF_INET6, text, out) == 1;
+}
+
+static bool is_ipv4_mapped(const struct in6_addr *address)
+{
+    static const unsigned char prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    return memcmp(address->s6_addr, prefix, sizeof prefix) == 0;
+}
+
+static void format_address(const struct in6_addr *address, char *out, size_t out_len)
+{
+    if (is_ipv4_mapped(address))
+        inet_ntop(AF_INET, &address->s6_addr[12], out, (socklen_t)out_len);
+    else
+        inet_ntop(AF_INET6, address, out, (socklen_t)out_len);
+}
+
+int admission_start(void)
+{
+    const char *list = gateway.config.trusted_proxies;
+    if (!list || !list[0])
         return 0;
-    return address.sin_addr.s_addr;
+
+    char *copy = strdup(list);
+    if (!copy) {
+        log_error("out of memory reading trusted_proxies");
+        return -1;
+    }
+    size_t capacity = 1;
+    for (const char *p = list; *p; p++)
+        capacity += *p == ',';
+    proxies = calloc(capacity, sizeof *proxies);
+    if (!proxies) {
+        free(copy);
+        log_error("out of memory reading trusted_proxies");
+        return -1;
+    }
+
+    int result = 0;
+    char *saved;
+    for (char *item = strtok_r(copy, ", ", &saved); item; item = strtok_r(NULL, ", ", &saved)) {
+        struct proxy_block *block = &proxies[proxy_count];
+        char *slash = strchr(item, '/');
+        if (slash)
+            *slash = '\0';
+        if (!parse_address(item, &block->network)) {
+            log_error("invalid trusted_proxies entry \"%s\": expected an IPv4 or IPv6 address "
+                      "or CIDR block, such as 10.0.0.0/8",
+                      item);
+            result = -1;
+            break;
+        }
+        int offset = is_ipv4_mapped(&block->network) ? 96 : 0;
+        block->prefix_bits = 128;
+        if (slash) {
+            char *end;
+            long bits = strtol(slash + 1, &end, 10);
+            if (*end || end == slash + 1 || bits < 0 || bits > 128 - offset) {
+                log_error("invalid trusted_proxies entry \"%s/%s\": the prefix length must be "
+                          "0 to %d",
+                          item, slash + 1, 128 - offset);
+                result = -1;
+                break;
+            }
+            block->prefix_bits = offset + (int)bits;
+        }
+        proxy_count++;
+    }
+    free(copy);
+    return result;
+}
+
+static bool in_block(const struct in6_addr *address, const struct proxy_block *block)
+{
+    int bits = block->prefix_bits;
+    int whole = bits / 8;
+    if (memcmp(address->s6_addr, block->network.s6_addr, (size_t)whole) != 0)
+        return false;
+    if (bits % 8 == 0)
+        return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - bits % 8));
+    return (address->s6_addr[whole] & mask) == (block->network.s6_addr[whole] & mask);
+}
+
+static bool is_trusted_proxy(const struct in6_addr *address)
+{
+    for (size_t i = 0; i < proxy_count; i++) {
+        if (in_block(address, &proxies[i]))
+            return true;
+    }
+    return false;
+}
+
+/* Finds the client's address: the TCP peer, or for a trusted proxy the
+ * last entry of X-Forwarded-For, which that proxy appended. Returns false
+ * when there is none to count, such as a trusted proxy without the
+ * header. */
+static bool client_address(struct lws *wsi, struct in6_addr *out)
+{
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd = lws_get_socket_fd(wsi);
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&peer, &len) != 0)
+        return false;
+    if (peer.ss_family == AF_INET) {
+        char text[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, text, sizeof text);
+        parse_address(text, out);
+    } else if (peer.ss_family == AF_INET6) {
+        *out = ((struct sockaddr_in6 *)&peer)->sin6_addr;
+    } else {
+        return false;
+    }
+    if (!proxy_count || !is_trusted_proxy(out))
+        return true;
+
+    /* The whole header is read, however long, because a client may send
+     * its own X-Forwarded-For, which the proxy appends to. Skipping a long
+     * one would let that client escape the limit. */
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR);
+    if (total <= 0)
+        return false;
+    char *forwarded = malloc((size_t)total + 1);
+    if (!forwarded) {
+        log_error("out of memory reading X-Forwarded-For");
+        abort();
+    }
+    bool found = false;
+    if (lws_hdr_copy(wsi, forwarded, total + 1, WSI_TOKEN_X_FORWARDED_FOR) > 0) {
+        char *last = strrchr(forwarded, ',');
+        last = last ? last + 1 : forwarded;
+        while (*last == ' ')
+            last++;
+        size_t end = strlen(last);
+        while (end && last[end - 1] == ' ')
+            last[--end] = '\0';
+        found = parse_address(last, out);
+    }
+    free(forwarded);
+    return found;
 }
 
 bool admission_connection_opened(struct connection *conn)
@@ -94,8 +244,8 @@ bool admission_connection_opened(struct connection *conn)
     if (limit <= 0)
         return true;
 
-    uint32_t address = peer_address(conn->wsi);
-    if (!address)
+    struct in6_addr address;
+    if (!client_address(conn->wsi, &address))
         return true;
 
     struct peer *peer = hashmap_get(&peers, (const char *)&address, sizeof address);
@@ -104,8 +254,8 @@ bool admission_connection_opened(struct connection *conn)
         stats.connections_rejected_per_ip++;
         uint64_t now = gateway_now_ms();
         if (!rejection_logged || now - last_rejection_log_ms >= LOG_INTERVAL_MS) {
-            char text[INET_ADDRSTRLEN];
-            inet_ntop(AF_INET, &address, text, sizeof text);
+            char text[INET6_ADDRSTRLEN];
+            format_address(&address, text, sizeof text);
             log_warn("rejected a connection from %s: %u connections from this address, the "
                      "limit is %d; rejections since the last message: %llu",
                      text, peer->connections, limit, (unsigned long long)rejections_unlogged);
@@ -125,22 +275,19 @@ bool admission_connection_opened(struct connection *conn)
         hashmap_put(&peers, (const char *)&peer->address, sizeof peer->address, peer);
     }
     peer->connections++;
-    conn->peer_address = address;
+    conn->peer = peer;
     return true;
 }
 
 void admission_connection_closed(struct connection *conn)
 {
-    if (!conn->peer_address)
-        return;
-
-    uint32_t address = conn->peer_address;
-    conn->peer_address = 0;
-    struct peer *peer = hashmap_get(&peers, (const char *)&address, sizeof address);
+    struct peer *peer = conn->peer;
     if (!peer)
         return;
+
+    conn->peer = NULL;
     if (--peer->connections == 0) {
-        hashmap_remove(&peers, (const char *)&address, sizeof address);
+        hashmap_remove(&peers, (const char *)&peer->address, sizeof peer->address);
         free(peer);
     }
 }
@@ -152,4 +299,7 @@ void admission_free(void)
     while ((entry = hashmap_next(&peers, &cursor)))
         free(entry->value);
     hashmap_free(&peers);
+    free(proxies);
+    proxies = NULL;
+    proxy_count = 0;
 }

@@ -6,7 +6,7 @@
  * process's open-file limit. So accept() does not fail with EMFILE on
  * every loop turn while the listening socket stays readable.
  * This module picks that limit, counts sockets to log when accepting
- * pauses, and counts established connections per IPv4 address. */
+ * pauses, and counts established connections per client address. */
 #ifndef HERALD_GATEWAY_ADMISSION_H
 #define HERALD_GATEWAY_ADMISSION_H
 
@@ -22,6 +22,10 @@
 /* Below this many client sockets the limit is left to libwebsockets. */
 #define ADMISSION_MIN_SOCKETS 16
 
+/* Reads trusted_proxies. Returns -1, after logging why, when an entry is
+ * invalid. */
+int admission_start(void);
+
 /* Returns the socket limit for libwebsockets' fd_limit_per_thread, from the
  * open-file limit minus the reserve, or 0 to keep libwebsockets' default. */
 unsigned admission_socket_limit(void);
@@ -31,8 +35,9 @@ unsigned admission_socket_limit(void);
 void admission_socket_created(void);
 void admission_socket_destroyed(void);
 
-/* Records an established connection under its peer's address. Returns
- * false, without recording it, when that address already has
+/* Records an established connection under its client's address: the TCP
+ * peer, or the last X-Forwarded-For entry when the peer is a trusted proxy.
+ * Returns false, without recording it, when that address already has
  * max_connections_per_ip connections on this gateway. */
 bool admission_connection_opened(struct connection *conn);
 

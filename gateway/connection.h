@@ -16,6 +16,7 @@ struct cache_fetch;
 struct channel;
 struct watchlist_request;
 struct presence_member;
+struct peer;
 
 enum subscription_state {
     SUBSCRIPTION_PENDING = 0, /* waiting for Redis to confirm the topic */
@@ -90,9 +91,9 @@ struct connection {
     bool counted;     /* included in gateway.app_connections */
     bool origin_rejected; /* Origin header not allowed by the app */
     bool peer_rejected;   /* over max_connections_per_ip */
+    struct peer *peer;    /* the address admission.c counted this under, or NULL */
     bool closing;     /* close after the queue drains */
     uint16_t close_code;
-    uint32_t peer_address; /* IPv4 counted by admission.c, or 0 */
     char *close_reason; /* allocated when closing starts; most connections never need one */
 };
 

@@ -197,6 +197,12 @@ int main(int argc, char **argv)
                  "secret is published in the README; configure real apps before exposing "
                  "this server");
 
+    if (admission_start() != 0) {
+        admission_free();
+        config_free(&gateway.config);
+        return 1;
+    }
+
     gateway.loop = uv_default_loop();
     if (server_start() != 0) {
         /* Let libwebsockets close what it opened on the loop, then free it. */
@@ -205,6 +211,7 @@ int main(int argc, char **argv)
         server_free();
         uv_run(gateway.loop, UV_RUN_DEFAULT);
         uv_loop_close(gateway.loop);
+        admission_free();
         config_free(&gateway.config);
         return 1;
     }

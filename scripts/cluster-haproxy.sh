@@ -488,6 +488,9 @@ wait_for_port redis "$redis_port" "${pids[-1]}"
 export HERALD_REDIS_URL="redis://$host:$redis_port"
 export HERALD_GATEWAY_HOST=$host
 export HERALD_RELAY_HOST=$host
+# HAProxy connects from $host and adds X-Forwarded-For, so the gateways
+# count connections per client address, not per HAProxy.
+export HERALD_TRUSTED_PROXIES=$host
 unset HERALD_REDIS_PASSWORD HERALD_GATEWAY_PORT HERALD_RELAY_PORT
 
 for index in "${!relay_ports[@]}"; do

@@ -3,11 +3,14 @@
 // clients answer with a reconnect after a back-off. Other addresses and
 // the connections already open are unaffected, and a closed connection
 // frees its slot for the next one, which pusher-js then takes on its own.
+// Behind a trusted proxy, the client is the last X-Forwarded-For address.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { startCluster } from '../lib/cluster.mjs';
+import WebSocket from 'ws';
+
+import { GATEWAY_BINARY, freePort, runUntilExit, startCluster } from '../lib/cluster.mjs';
 import { PusherJsClient } from '../lib/pusher-client.mjs';
 import { RawClient } from '../lib/raw-client.mjs';
 import { waitUntil, withTimeout } from '../lib/wait.mjs';
@@ -137,5 +140,78 @@ describe('connections per IP address', () => {
         holder.close();
       }
     }
+  });
+});
+
+describe('connections per IP address behind a trusted proxy', () => {
+  const PROXY_LIMIT = 2;
+  let proxied;
+  const opened = [];
+
+  /** Connects from `localAddress` with X-Forwarded-For `forwardedFor` and resolves with the outcome. */
+  function attempt(localAddress, forwardedFor) {
+    return new Promise((resolve) => {
+      const socket = new WebSocket(proxied.gatewayUrl(0), {
+        localAddress,
+        headers: { 'X-Forwarded-For': forwardedFor },
+      });
+      opened.push(socket);
+      socket.on('message', (data) => {
+        const frame = JSON.parse(data.toString());
+        if (frame.event === 'pusher:connection_established') {
+          resolve('established');
+        } else if (frame.event === 'pusher:error') {
+          resolve(`error ${frame.data.code}`);
+        }
+      });
+      socket.on('close', (code) => resolve(`closed ${code}`));
+      socket.on('error', () => {});
+    });
+  }
+
+  before(async () => {
+    proxied = await startCluster('abuse-connections-per-ip-proxy', {
+      gateways: 1,
+      env: { HERALD_MAX_CONNECTIONS_PER_IP: String(PROXY_LIMIT), HERALD_TRUSTED_PROXIES: '127.0.0.1, 127.0.1.0/24' },
+    });
+  });
+
+  after(async () => {
+    for (const socket of opened) {
+      socket.terminate();
+    }
+    if (proxied) {
+      try {
+        proxied.assertAllRunning();
+      } finally {
+        await proxied.stop();
+      }
+    }
+  });
+
+  it('counts the forwarded client address', async () => {
+    // Two proxies in the trusted list, one client address behind both.
+    assert.equal(await attempt('127.0.0.1', '203.0.113.5'), 'established');
+    assert.equal(await attempt('127.0.1.7', '198.51.100.1, 203.0.113.5'), 'established');
+    assert.equal(await attempt('127.0.0.1', '203.0.113.5'), 'error 4100');
+    assert.equal(await attempt('127.0.0.1', '203.0.113.6'), 'established');
+    // A client's own long header does not hide the address the proxy added.
+    const padding = Array.from({ length: 100 }, (_, index) => `192.0.2.${index}`).join(', ');
+    assert.equal(await attempt('127.0.0.1', `${padding}, 203.0.113.5`), 'error 4100');
+  });
+
+  it('ignores X-Forwarded-For from untrusted peers', async () => {
+    // 127.0.0.3 is not a trusted proxy, so its header is a client's claim
+    // and the connections count under 127.0.0.3 itself.
+    assert.equal(await attempt('127.0.0.3', '203.0.113.9'), 'established');
+    assert.equal(await attempt('127.0.0.3', '203.0.113.10'), 'established');
+    assert.equal(await attempt('127.0.0.3', '203.0.113.11'), 'error 4100');
+  });
+
+  it('rejects an invalid trusted_proxies entry', async () => {
+    const env = { ...proxied.heraldEnv, HERALD_TRUSTED_PROXIES: '127.0.0.1,10.0.0.0/33' };
+    const { code, output } = await runUntilExit(GATEWAY_BINARY, await freePort(), env);
+    assert.equal(code, 1, output);
+    assert.match(output, /invalid trusted_proxies entry "10\.0\.0\.0\/33": the prefix length must be 0 to 32/);
   });
 });
