@@ -144,6 +144,13 @@ s1_base_p99=$(field s1-baseline '.steps[0].latency_ms.p99')
 s1_cpu=$(field s1-herald '.steps[0].server_cpu_s_per_million_deliveries')
 s1_base_cpu=$(field s1-baseline '.steps[0].server_cpu_s_per_million_deliveries')
 s1_cpu_ratio=$(ratio "$s1_cpu" "$s1_base_cpu")
+# Every process that serves the events: Herald's gateways, relay and Redis,
+# or the baseline processes and their Redis (--aux-pid lists the relay and
+# Redis).
+all_cpu='.steps[0] | if .delivered > 0 then ((.server_cpu_s + ((.aux_cpu_s // []) | add // 0)) / .delivered * 1000000 * 1000 | round / 1000) else null end'
+s1_all_cpu=$(field s1-herald "$all_cpu")
+s1_base_all_cpu=$(field s1-baseline "$all_cpu")
+s1_all_cpu_ratio=$(ratio "$s1_all_cpu" "$s1_base_all_cpu")
 s2_best=$(field s2-herald '.max_clean_deliveries_per_s')
 s2_base_best=$(field s2-baseline '.max_clean_deliveries_per_s')
 s2_ratio=$(ratio "$s2_best" "$s2_base_best")
@@ -190,20 +197,26 @@ where it is large, those figures are skewed.
 | --- | --- | ---: | ---: | ---: | --- | --- |
 | S1 dashboard | deliveries missing after the drain | $s1_lost | $(field s1-baseline '.steps[0].lost') | | 0 | $(verdict "$(is "$s1_lost" 'v == 0')") |
 | S1 dashboard | latency p99, ms | $s1_p99 | $s1_base_p99 | $(ratio "$s1_p99" "$s1_base_p99") | ≤ 5 | $(verdict "$(is "$s1_p99" 'v <= 5')") |
-| S1 dashboard | server CPU-s per million deliveries | $s1_cpu | $s1_base_cpu | $s1_cpu_ratio | ≤ 1.5 × baseline | $(verdict "$(is "$s1_cpu_ratio" 'v <= 1.5')") |
+| S1 dashboard | CPU-s per million deliveries, all serving processes (gateways, relay, Redis) | $s1_all_cpu | $s1_base_all_cpu | $s1_all_cpu_ratio | ≤ 1.5 × baseline | $(verdict "$(is "$s1_all_cpu_ratio" 'v <= 1.5')") |
+| S1 dashboard | CPU-s per million deliveries, gateways only | $s1_cpu | $s1_base_cpu | $s1_cpu_ratio | | |
 | S2 storm | highest clean deliveries/s | $s2_best | $s2_base_best | $s2_ratio | ≥ 0.70 × baseline | $(verdict "$(is "$s2_ratio" 'v >= 0.7')") |
 | S3 idle | RSS growth per idle connection, bytes | $s3_growth | | | ≤ 2048 | $(verdict "$(is "$s3_growth" 'v <= 2048')") |
 | S4 churn | deliveries missing after the drain (stable connections) | $s4_lost | | | 0 | $(verdict "$(is "$s4_lost" 'v == 0')") |
 | S4 churn | latency p99, ms | $s4_p99 | | | ≤ 5 | $(verdict "$(is "$s4_p99" 'v <= 5')") |
 
-The CPU comparison counts the gateways only: the baseline has no HTTP
-API, so the relay's CPU time is listed separately.
+The first CPU row counts every process that serves the events, as the
+target does: Herald's gateways, relay and Redis against the baseline
+processes and their Redis (the baseline has no HTTP API, so it has no
+relay). The second row counts the WebSocket servers alone.
 
 ## S1 dashboard
 
 10,000 connections over 100 channels (100 subscribers each) on two
 gateways, 1,000 events/s of 100 bytes for 30 s. The baseline takes the
-same load on one process, with events published straight into Redis.
+same load on two processes, with events published straight into Redis.
+One baseline process alone is near the limit of one core at 100,000
+frames/s and falls into loop turns of 100 ms and more (p99 around 250 ms
+in earlier runs), so two processes are compared with two gateways.
 PAGE
 
 if [ -n "${s1_relay_reason:-}" ]; then

@@ -131,10 +131,13 @@ start_gateway() {
   gateway_ports+=("$port")
 }
 
+# Starts a herald-baseline process. Usage: start_baseline [NAME]
+# (default "baseline"); sets baseline_port and baseline_pid.
 start_baseline() {
+  local name=${1:-baseline}
   take_port
   baseline_port=$taken_port
-  local logfile=$results/$scenario-baseline.log
+  local logfile=$results/$scenario-$name.log
   launch "$logfile" "$baseline" --listen "127.0.0.1:$baseline_port" --redis "127.0.0.1:$redis_port"
   baseline_pid=$last_pid
   wait_listening "$baseline_port" "$baseline_pid" herald-baseline "$logfile"
@@ -292,7 +295,10 @@ choose_publisher() {
 # ---- scenarios ---------------------------------------------------------
 
 # S1 dashboard: 10,000 connections over 100 channels, 1,000 events/s of
-# 100 bytes for 30 s; two gateways, then the baseline.
+# 100 bytes for 30 s; two gateways, then two baseline processes. One
+# baseline process writing 100,000 frames/s is near what one core does
+# with one writev per frame, so its loop falls into turns of 100 ms and
+# more; two processes compare like with like.
 scenario_s1() {
   scenario=s1
   start_redis
@@ -311,10 +317,14 @@ scenario_s1() {
   stop_scenario_servers
 
   start_redis
-  start_baseline
-  run_loadgen s1-baseline --target "127.0.0.1:$baseline_port" --connections 10000 --channels 100 \
+  start_baseline baseline-1
+  local first_port=$baseline_port first_pid=$baseline_pid
+  start_baseline baseline-2
+  run_loadgen s1-baseline --target "127.0.0.1:$first_port" --target "127.0.0.1:$baseline_port" \
+    --connections 10000 --channels 100 \
     --publish redis --redis "127.0.0.1:$redis_port" --rate 1000 --duration 30 --payload 100 \
-    --drain 5 --clean-p99-ms 5 --server-pid "$baseline_pid:baseline" --aux-pid "$redis_pid:redis" \
+    --drain 5 --clean-p99-ms 5 --server-pid "$first_pid:baseline-1" \
+    --server-pid "$baseline_pid:baseline-2" --aux-pid "$redis_pid:redis" \
     --source-base 127.2.0.1
   stop_scenario_servers
 }
