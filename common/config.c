@@ -347,7 +347,7 @@ enum setting_kind {
     SETTING_PREFIX,    /* string without braces or control characters */
     SETTING_PORT,      /* integer 1..65535 */
     SETTING_POSITIVE,  /* integer 1..INT_MAX: seconds or bytes */
-    SETTING_COUNT,     /* integer 0..INT_MAX: a limit that 0 turns off */
+    SETTING_LIMIT,     /* integer 0..INT_MAX: a limit that 0 turns off */
     SETTING_BOOL,
     SETTING_LOG_LEVEL, /* "debug", "info", "warn" or "error" */
     SETTING_TEXT,      /* string without control characters, possibly empty */
@@ -423,7 +423,7 @@ static const struct setting settings[] = {
     SETTING(max_message_bytes, "HERALD_MAX_MESSAGE_BYTES", SETTING_POSITIVE),
     SETTING(max_subscriptions_per_connection, "HERALD_MAX_SUBSCRIPTIONS_PER_CONNECTION",
             SETTING_POSITIVE),
-    SETTING(max_connections_per_ip, "HERALD_MAX_CONNECTIONS_PER_IP", SETTING_COUNT),
+    SETTING(max_connections_per_ip, "HERALD_MAX_CONNECTIONS_PER_IP", SETTING_LIMIT),
     SETTING(trusted_proxies, "HERALD_TRUSTED_PROXIES", SETTING_TEXT),
     SETTING(max_outbound_queue_bytes, "HERALD_MAX_OUTBOUND_QUEUE_BYTES", SETTING_POSITIVE),
     SETTING(auth_timestamp_window, "HERALD_AUTH_TIMESTAMP_WINDOW", SETTING_POSITIVE),
@@ -516,7 +516,7 @@ static int store_setting_int(struct herald_config *cfg, const struct setting *s,
     if (s->kind == SETTING_POSITIVE && (value < min || value > max))
         return config_fail(err, err_len, "%s: must be an integer from %d to %d, got %lld", where,
                            min, max, value);
-    if (s->kind == SETTING_COUNT && (value < 0 || value > INT_MAX))
+    if (s->kind == SETTING_LIMIT && (value < 0 || value > INT_MAX))
         return config_fail(err, err_len, "%s: must be an integer from 0 to %d, got %lld", where,
                            INT_MAX, value);
     *field = (int)value;

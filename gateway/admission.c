@@ -142,8 +142,8 @@ int admission_start(void)
         if (slash)
             *slash = '\0';
         if (!parse_address(item, &block->network)) {
-            log_error("invalid trusted_proxies entry \"%s\": expected an IPv4 or IPv6 address "
-                      "or CIDR block, such as 10.0.0.0/8",
+            log_error("config: trusted_proxies (HERALD_TRUSTED_PROXIES): invalid entry \"%s\": "
+                      "expected an IPv4 or IPv6 address or CIDR block, such as 10.0.0.0/8",
                       item);
             result = -1;
             break;
@@ -154,8 +154,8 @@ int admission_start(void)
             char *end;
             long bits = strtol(slash + 1, &end, 10);
             if (*end || end == slash + 1 || bits < 0 || bits > 128 - offset) {
-                log_error("invalid trusted_proxies entry \"%s/%s\": the prefix length must be "
-                          "0 to %d",
+                log_error("config: trusted_proxies (HERALD_TRUSTED_PROXIES): invalid entry "
+                          "\"%s/%s\": the prefix length must be 0 to %d",
                           item, slash + 1, 128 - offset);
                 result = -1;
                 break;
@@ -189,10 +189,29 @@ static bool is_trusted_proxy(const struct in6_addr *address)
     return false;
 }
 
+/* Parses one X-Forwarded-For entry: an address, "IPv4:port" or
+ * "[IPv6]:port", as some proxies append. */
+static bool parse_forwarded_entry(char *entry, struct in6_addr *out)
+{
+    if (entry[0] == '[') {
+        char *close = strchr(entry, ']');
+        if (!close)
+            return false;
+        *close = '\0';
+        return inet_pton(AF_INET6, entry + 1, out) == 1;
+    }
+    char *colon = strchr(entry, ':');
+    if (colon && !strchr(colon + 1, ':'))
+        *colon = '\0'; /* one colon: IPv4 with a port; more: IPv6 */
+    return parse_address(entry, out);
+}
+
 /* Finds the client's address: the TCP peer, or for a trusted proxy the
- * last entry of X-Forwarded-For, which that proxy appended. Returns false
- * when there is none to count, such as a trusted proxy without the
- * header. */
+ * last entry of X-Forwarded-For, which that proxy appended. A trusted
+ * proxy's connection whose last entry is not an address counts under the
+ * proxy itself, so a malformed header cannot escape the limit. Returns
+ * false when there is nothing to count: a trusted proxy without the header
+ * (a health check, say). */
 static bool client_address(struct lws *wsi, struct in6_addr *out)
 {
     struct sockaddr_storage peer;
@@ -223,7 +242,6 @@ static bool client_address(struct lws *wsi, struct in6_addr *out)
         log_error("out of memory reading X-Forwarded-For");
         abort();
     }
-    bool found = false;
     if (lws_hdr_copy(wsi, forwarded, total + 1, WSI_TOKEN_X_FORWARDED_FOR) > 0) {
         char *last = strrchr(forwarded, ',');
         last = last ? last + 1 : forwarded;
@@ -232,10 +250,12 @@ static bool client_address(struct lws *wsi, struct in6_addr *out)
         size_t end = strlen(last);
         while (end && last[end - 1] == ' ')
             last[--end] = '\0';
-        found = parse_address(last, out);
+        struct in6_addr client;
+        if (parse_forwarded_entry(last, &client))
+            *out = client;
     }
     free(forwarded);
-    return found;
+    return true;
 }
 
 bool admission_connection_opened(struct connection *conn)

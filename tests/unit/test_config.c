@@ -94,6 +94,8 @@ static void check_default_app(const struct app_config *app)
 
 static void check_defaults(const struct herald_config *cfg)
 {
+    ASSERT_INT_EQ(cfg->max_connections_per_ip, 1000);
+    CU_ASSERT_PTR_NULL(cfg->trusted_proxies);
     ASSERT_STR_EQ(cfg->redis.host, "127.0.0.1");
     ASSERT_INT_EQ(cfg->redis.port, 6379);
     ASSERT_INT_EQ(cfg->redis.database, 0);
@@ -409,6 +411,23 @@ static void test_invalid_documents(void)
                                    "unexpected character");
     EXPECT_ERROR("{\"prefix\": \"\xff\"}", "config: document: invalid JSON at line 1, "
                                          "column 13: invalid utf-8 string");
+}
+
+/* A limit setting takes 0, which turns the check off, but no negative
+ * number. */
+static void test_limit_setting_range(void)
+{
+    struct herald_config cfg;
+    char err[CONFIG_ERROR_MAX] = "";
+    ASSERT_INT_EQ(config_load_string(&cfg, "{\"max_connections_per_ip\":0}", err, sizeof err), 0);
+    ASSERT_INT_EQ(cfg.max_connections_per_ip, 0);
+    config_free(&cfg);
+
+    EXPECT_ERROR("{\"max_connections_per_ip\":-1}",
+                 "config: max_connections_per_ip: must be an integer from 0 to 2147483647, got -1");
+    EXPECT_ERROR("{\"max_connections_per_ip\":2147483648}",
+                 "config: max_connections_per_ip: must be an integer from 0 to 2147483647, got "
+                 "2147483648");
 }
 
 /* ------------------------------------------------------------------------
@@ -1567,6 +1586,7 @@ CU_ErrorCode test_config_register(void)
         { "file duplicate names both apps", test_file_duplicate_names_both_apps },
         { "file with NUL byte", test_file_with_nul_byte },
         { "invalid documents", test_invalid_documents },
+        { "limit setting range", test_limit_setting_range },
         { "unknown top-level key", test_unknown_top_level_key },
         { "unknown app key", test_unknown_app_key },
         { "webhooks parsed", test_webhooks_parsed },

@@ -198,6 +198,18 @@ describe('connections per IP address behind a trusted proxy', () => {
     // A client's own long header does not hide the address the proxy added.
     const padding = Array.from({ length: 100 }, (_, index) => `192.0.2.${index}`).join(', ');
     assert.equal(await attempt('127.0.0.1', `${padding}, 203.0.113.5`), 'error 4100');
+    // Entries with a port count under their address.
+    assert.equal(await attempt('127.0.0.1', '203.0.113.5:5555'), 'error 4100');
+    assert.equal(await attempt('127.0.0.1', '[2001:db8::1]:443'), 'established');
+    assert.equal(await attempt('127.0.1.9', '2001:db8::1'), 'established');
+    assert.equal(await attempt('127.0.0.1', '[2001:db8::1]:8443'), 'error 4100');
+  });
+
+  it('counts malformed X-Forwarded-For under the proxy', async () => {
+    // 127.0.1.20 is a trusted proxy with nothing else counted under it.
+    assert.equal(await attempt('127.0.1.20', 'garbage'), 'established');
+    assert.equal(await attempt('127.0.1.20', 'unknown'), 'established');
+    assert.equal(await attempt('127.0.1.20', 'not-an-address'), 'error 4100');
   });
 
   it('ignores X-Forwarded-For from untrusted peers', async () => {
@@ -212,6 +224,6 @@ describe('connections per IP address behind a trusted proxy', () => {
     const env = { ...proxied.heraldEnv, HERALD_TRUSTED_PROXIES: '127.0.0.1,10.0.0.0/33' };
     const { code, output } = await runUntilExit(GATEWAY_BINARY, await freePort(), env);
     assert.equal(code, 1, output);
-    assert.match(output, /invalid trusted_proxies entry "10\.0\.0\.0\/33": the prefix length must be 0 to 32/);
+    assert.match(output, /config: trusted_proxies \(HERALD_TRUSTED_PROXIES\): invalid entry "10\.0\.0\.0\/33": the prefix length must be 0 to 32/);
   });
 });
