@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadgen_presence.h"
 #include "loadgen_publisher.h"
 #include "procstat.h"
 
@@ -61,6 +62,15 @@ static const char *status = "ok";
 static char status_detail[256];
 static int saved_argc;
 static char **saved_argv;
+
+/* Figures of the presence half of a churn run (--presence-channels). */
+static struct {
+    bool ran;
+    bool settled;         /* every connection was subscribed again */
+    double settle_s;      /* from the end of churn until it settled */
+    struct presence_check at_end;      /* members once churn stopped */
+    struct presence_check after_close; /* members after every connection closed */
+} presence;
 
 /* ---- clock and shared slots ------------------------------------------- */
 
@@ -103,6 +113,27 @@ void loadgen_read_slot(int index, struct worker_stats *stats, uint32_t *channel_
     }
 }
 
+/* ---- presence slots --------------------------------------------------- */
+
+bool loadgen_presence_slot(uint32_t index, uint32_t *channel)
+{
+    if (options.presence_channels <= 0 || index >= (uint32_t)options.churn_pool)
+        return false;
+    /* Connection i is a presence slot when floor((i + 1) * share) steps
+     * past floor(i * share), which spreads the slots evenly. */
+    uint32_t before = (uint32_t)floor((double)index * options.presence_share);
+    uint32_t after = (uint32_t)floor((double)(index + 1) * options.presence_share);
+    if (after == before)
+        return false;
+    *channel = before % (uint32_t)options.presence_channels;
+    return true;
+}
+
+void loadgen_presence_user_id(uint32_t index, char *out, size_t size)
+{
+    snprintf(out, size, "user-%u", index);
+}
+
 /* ---- snapshots -------------------------------------------------------- */
 
 static void add_stats(struct worker_stats *into, const struct worker_stats *from)
@@ -115,6 +146,7 @@ static void add_stats(struct worker_stats *into, const struct worker_stats *from
         a[i] += b[i];
     histogram_add(&into->latency_us, &from->latency_us);
     histogram_add(&into->subscribe_us, &from->subscribe_us);
+    histogram_add(&into->presence_join_us, &from->presence_join_us);
 }
 
 static void take_snapshot(struct snapshot *s)
@@ -327,6 +359,41 @@ static void run_step(struct step_result *r)
     r->all_processes_end_s = procstat_sum_all_processes();
 }
 
+/* Stops churn, waits at most options.presence_settle_s for every
+ * connection to be subscribed again (or closed or failed for good), and
+ * compares the member lists with the relay's. */
+static void settle_and_check_members(void)
+{
+    shared->command = COMMAND_SETTLE;
+    uint64_t begin = loadgen_now_ns();
+    uint64_t deadline = begin + (uint64_t)(options.presence_settle_s * 1e9);
+    /* Workers copy their gauges out every 100 ms, so a reading taken this
+     * long after the command no longer shows churn from before it. */
+    uint64_t first_reading = begin + 250000000ull;
+    struct snapshot s;
+
+    presence.ran = true;
+    while (workers_alive()) {
+        usleep(20000);
+        tick_progress("settle");
+        uint64_t now = loadgen_now_ns();
+        if (now < first_reading)
+            continue;
+        take_snapshot(&s);
+        if (s.stats.subscribed + s.stats.gave_up + s.stats.closed ==
+            (uint64_t)options.connections) {
+            presence.settled = true;
+            break;
+        }
+        if (now > deadline)
+            break;
+    }
+    presence.settle_s = (double)(loadgen_now_ns() - begin) / 1e9;
+    fprintf(stderr, "loadgen: connections %s after %.1f s; comparing the member lists\n",
+            presence.settled ? "settled" : "not settled", presence.settle_s);
+    presence_check_members(shared->presence_member, options.presence_settle_s, &presence.at_end);
+}
+
 static void judge_step(struct step_result *r)
 {
     static struct histogram latency;
@@ -438,6 +505,46 @@ static void print_json_string(const char *s)
     putchar('"');
 }
 
+static void print_check_json(const char *name, const struct presence_check *c)
+{
+    printf(",\"%s\":{\"matched\":%s,\"expected\":%llu,\"reported\":%llu,\"missing\":%llu,"
+           "\"extra\":%llu,\"rounds\":%d,\"seconds\":%.2f,\"error\":",
+           name, c->matched ? "true" : "false", (unsigned long long)c->expected,
+           (unsigned long long)c->reported, (unsigned long long)c->missing,
+           (unsigned long long)c->extra, c->rounds, c->seconds);
+    print_json_string(c->error);
+    printf("}");
+}
+
+/* The presence half: joins, member events and the two member checks.
+ * join_ms covers the joins after setup, that is those of reconnections. */
+static void print_presence_json(const struct snapshot *setup, const struct snapshot *end)
+{
+    static struct histogram joins;
+    histogram_subtract(&joins, &end->stats.presence_join_us, &setup->stats.presence_join_us);
+    uint32_t slots = 0, channel;
+    for (uint32_t i = 0; i < (uint32_t)options.churn_pool; i++)
+        slots += loadgen_presence_slot(i, &channel);
+
+    const struct worker_stats *s = &end->stats;
+    printf(",\"presence\":{\"channels\":%d,\"share\":%.3f,\"slots\":%u,\"ran\":%s,"
+           "\"joins\":%llu,\"joins_after_setup\":%llu,\"join_errors\":%llu,"
+           "\"members_added\":%llu,\"members_removed\":%llu,",
+           options.presence_channels, options.presence_share, slots,
+           presence.ran ? "true" : "false", (unsigned long long)s->presence_joins,
+           (unsigned long long)(s->presence_joins - setup->stats.presence_joins),
+           (unsigned long long)s->presence_errors, (unsigned long long)s->members_added,
+           (unsigned long long)s->members_removed);
+    print_latency_json("setup_join_ms", &setup->stats.presence_join_us);
+    printf(",");
+    print_latency_json("join_ms", &joins);
+    printf(",\"settled\":%s,\"settle_s\":%.2f", presence.settled ? "true" : "false",
+           presence.settle_s);
+    print_check_json("at_end", &presence.at_end);
+    print_check_json("after_close", &presence.after_close);
+    printf("}");
+}
+
 static void print_pids_json(const char *name, const struct monitored_pid *pids, int count,
                             const struct procstat *before, const struct procstat *setup,
                             const struct procstat *end)
@@ -508,6 +615,9 @@ static void print_report(const struct snapshot *before, const struct snapshot *s
            (unsigned long long)s->churn_skipped,
            (unsigned long long)end->publisher.redis_receivers);
 
+    if (options.presence_channels > 0)
+        print_presence_json(setup, end);
+
     printf(",\"steps\":[");
     double best = 0;
     for (int i = 0; i < step_count; i++) {
@@ -558,7 +668,7 @@ static void usage(FILE *out)
         "Events:\n"
         "  --publish MODE            redis, http (the relay's HTTP API) or none (idle mode)\n"
         "  --redis HOST:PORT         Redis for --publish redis (default 127.0.0.1:6379)\n"
-        "  --relay HOST:PORT         relay for --publish http (default 127.0.0.1:6002)\n"
+        "  --relay HOST:PORT         relay for --publish http and the presence check (default 127.0.0.1:6002)\n"
         "  --publishers P            HTTP connections to the relay (default 4)\n"
         "  --rate R                  events per second, over all channels (default 100)\n"
         "  --duration S              seconds of publishing per step, or of holding in idle mode (default 10)\n"
@@ -573,6 +683,12 @@ static void usage(FILE *out)
         "  --churn-rate R            connections closed and reopened per second during the run\n"
         "  --churn-pool P            connections 0..P-1 churn; loss is counted on the others\n"
         "                            (default: 5 s worth of churn, at most N/2)\n"
+        "  --presence-channels K     part of the churn pool also joins presence-<prefix>0..K-1 after\n"
+        "                            each connect, signed with the app secret; at the end the member\n"
+        "                            lists are compared with the relay's (needs --relay; default 0, off)\n"
+        "  --presence-share F        share of the churn pool that joins a presence channel (default 0.5)\n"
+        "  --presence-settle S       seconds allowed for connections to settle after churn, and for\n"
+        "                            each member list check to match (default 10)\n"
         "\n"
         "Measurement and limits:\n"
         "  --server-pid PID[:LABEL]  server process to measure (CPU, RSS); repeatable\n"
@@ -652,7 +768,8 @@ static void parse_options(int argc, char **argv)
         OPT_RATE, OPT_DURATION, OPT_PAYLOAD, OPT_RAMP_STEPS, OPT_RAMP_FACTOR, OPT_DRAIN,
         OPT_CLEAN_P99, OPT_CHURN_RATE, OPT_CHURN_POOL, OPT_SERVER_PID, OPT_AUX_PID,
         OPT_SETUP_TIMEOUT, OPT_HARD_TIMEOUT, OPT_REPORT_INTERVAL, OPT_LABEL, OPT_APP_ID,
-        OPT_APP_KEY, OPT_APP_SECRET, OPT_CHANNEL_PREFIX, OPT_REDIS_PREFIX, OPT_HELP,
+        OPT_APP_KEY, OPT_APP_SECRET, OPT_CHANNEL_PREFIX, OPT_REDIS_PREFIX, OPT_PRESENCE_CHANNELS,
+        OPT_PRESENCE_SHARE, OPT_PRESENCE_SETTLE, OPT_HELP,
     };
     static const struct option long_options[] = {
         { "target", required_argument, NULL, OPT_TARGET },
@@ -675,6 +792,9 @@ static void parse_options(int argc, char **argv)
         { "clean-p99-ms", required_argument, NULL, OPT_CLEAN_P99 },
         { "churn-rate", required_argument, NULL, OPT_CHURN_RATE },
         { "churn-pool", required_argument, NULL, OPT_CHURN_POOL },
+        { "presence-channels", required_argument, NULL, OPT_PRESENCE_CHANNELS },
+        { "presence-share", required_argument, NULL, OPT_PRESENCE_SHARE },
+        { "presence-settle", required_argument, NULL, OPT_PRESENCE_SETTLE },
         { "server-pid", required_argument, NULL, OPT_SERVER_PID },
         { "aux-pid", required_argument, NULL, OPT_AUX_PID },
         { "setup-timeout", required_argument, NULL, OPT_SETUP_TIMEOUT },
@@ -713,6 +833,8 @@ static void parse_options(int argc, char **argv)
     options.drain_s = 5;
     options.clean_p99_ms = 100;
     options.churn_pool = -1;
+    options.presence_share = 0.5;
+    options.presence_settle_s = 10;
     options.setup_timeout_s = 120;
     options.report_interval_s = 1;
 
@@ -761,6 +883,7 @@ static void parse_options(int argc, char **argv)
             break;
         case OPT_RELAY:
             parse_address(optarg, &options.relay);
+            options.relay_given = true;
             break;
         case OPT_PUBLISHERS:
             options.publishers = (int)parse_number(optarg, 1, 64, "--publishers");
@@ -791,6 +914,16 @@ static void parse_options(int argc, char **argv)
             break;
         case OPT_CHURN_POOL:
             options.churn_pool = (int)parse_number(optarg, 0, LOADGEN_MAX_CONNECTIONS, "--churn-pool");
+            break;
+        case OPT_PRESENCE_CHANNELS:
+            options.presence_channels =
+                (int)parse_number(optarg, 0, LOADGEN_MAX_PRESENCE_CHANNELS, "--presence-channels");
+            break;
+        case OPT_PRESENCE_SHARE:
+            options.presence_share = parse_number(optarg, 0.01, 1, "--presence-share");
+            break;
+        case OPT_PRESENCE_SETTLE:
+            options.presence_settle_s = parse_number(optarg, 1, 120, "--presence-settle");
             break;
         case OPT_SERVER_PID:
             parse_pid(optarg, options.server_pids, &options.server_pid_count);
@@ -868,11 +1001,23 @@ static void parse_options(int argc, char **argv)
         options.churn_pool = options.connections;
     if (options.publish == PUBLISH_NONE)
         options.ramp_steps = 1;
+    if (options.presence_channels > 0 && options.churn_pool == 0)
+        die("--presence-channels needs a churn pool: presence members are churning "
+            "connections%s", "");
+    /* The default relay address may belong to another program. */
+    if (options.presence_channels > 0 && !options.relay_given)
+        die("--presence-channels needs --relay to read the member lists%s", "");
 
     if (options.hard_timeout_s == 0) {
         double steps = options.publish == PUBLISH_NONE ? 1 : options.ramp_steps;
         options.hard_timeout_s =
             options.setup_timeout_s + steps * (options.duration_s + options.drain_s + 2) + 30;
+        /* Settling, then two member checks. Each check ends within its
+         * bound plus one round of queries, and a query that hangs takes
+         * at most 4 s (its send and receive timeouts). */
+        if (options.presence_channels > 0)
+            options.hard_timeout_s +=
+                3 * options.presence_settle_s + 2 * 4.0 * options.presence_channels;
     }
 }
 
@@ -899,12 +1044,15 @@ static void start_workers(void)
     uint32_t *subscribers = mmap(NULL, (size_t)options.workers * (size_t)options.channels *
                                            sizeof(uint32_t),
                                  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (shared == MAP_FAILED || subscribers == MAP_FAILED) {
+    uint8_t *presence_member = mmap(NULL, (size_t)options.connections, PROT_READ | PROT_WRITE,
+                                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED || subscribers == MAP_FAILED || presence_member == MAP_FAILED) {
         perror("herald-loadgen: mmap");
         exit(1);
     }
     memset(shared, 0, size);
     shared->channel_subscribers = subscribers;
+    shared->presence_member = presence_member;
     shared->command = COMMAND_SETUP;
 
     fflush(NULL);
@@ -993,8 +1141,14 @@ int main(int argc, char **argv)
         }
     }
 
+    if (ready && options.presence_channels > 0 && strcmp(status, "ok") == 0)
+        settle_and_check_members();
     take_snapshot(&end);
     stop_workers();
+    if (presence.ran) {
+        fprintf(stderr, "loadgen: every connection closed; checking that the member lists are empty\n");
+        presence_check_members(NULL, options.presence_settle_s, &presence.after_close);
+    }
     print_report(&before, &setup, &end, steps, step_count, setup_s);
     return strcmp(status, "ok") == 0 ? 0 : 1;
 }

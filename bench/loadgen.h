@@ -11,6 +11,7 @@
 
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -23,6 +24,7 @@
 #define LOADGEN_MAX_CHANNELS 100000
 #define LOADGEN_MAX_DURATION_S 600
 #define LOADGEN_MAX_PAYLOAD 65536
+#define LOADGEN_MAX_PRESENCE_CHANNELS 1000
 
 /* Name of every event the load generator publishes. */
 #define LOADGEN_EVENT_NAME "bench-event"
@@ -69,6 +71,10 @@ struct loadgen_options {
 
     double churn_rate; /* connections closed and reopened per second */
     int churn_pool;    /* connections 0 .. churn_pool-1 take part in churn */
+    int presence_channels;  /* presence-<channel_prefix>0 .. N-1; 0 turns presence off */
+    double presence_share;  /* share of the churn pool that also joins a presence channel */
+    double presence_settle_s; /* bound on waiting for the member lists to match */
+    bool relay_given;       /* --relay was set, so the member lists can be queried */
 
     double setup_timeout_s;
     double hard_timeout_s;
@@ -83,6 +89,7 @@ struct loadgen_options {
 enum loadgen_command {
     COMMAND_SETUP = 0, /* connect and subscribe */
     COMMAND_RUN,       /* measured window: churn runs if enabled */
+    COMMAND_SETTLE,    /* churn stops; reconnections in progress complete */
     COMMAND_STOP,      /* publish final counters and exit */
 };
 
@@ -111,9 +118,16 @@ struct worker_stats {
 
     uint64_t churn_closed;  /* churn closes done */
     uint64_t churn_skipped; /* churn ticks with no subscribed churner to close */
+    uint64_t closed;        /* gauge: stable connections the server closed, not reopened */
+
+    uint64_t presence_joins;   /* presence subscription_succeeded frames */
+    uint64_t presence_errors;  /* pusher:subscription_error on a presence channel */
+    uint64_t members_added;    /* pusher_internal:member_added frames */
+    uint64_t members_removed;  /* pusher_internal:member_removed frames */
 
     struct histogram latency_us;   /* publish to receipt */
     struct histogram subscribe_us; /* connect() start to subscription_succeeded */
+    struct histogram presence_join_us; /* presence pusher:subscribe sent to subscription_succeeded */
 };
 
 struct worker_slot {
@@ -131,6 +145,11 @@ struct loadgen_shared {
      * channel_subscribers[worker * channels + channel]. Each worker writes
      * its row together with its stats. */
     uint32_t *channel_subscribers;
+    /* One byte per connection, indexed by global connection index: 1 while
+     * the connection is a member of its presence channel, that is from its
+     * presence subscription_succeeded until it closes. Written by the
+     * owning worker at once, outside the sequence lock. */
+    uint8_t *presence_member;
     struct worker_slot workers[LOADGEN_MAX_WORKERS];
 };
 
@@ -141,6 +160,15 @@ extern struct loadgen_shared *shared;
  * process on a Linux machine, so the publisher's timestamps can be compared
  * with the workers' receive times. */
 uint64_t loadgen_now_ns(void);
+
+/* Returns whether connection `index` joins a presence channel after each
+ * connect, and stores that channel's number in *channel. The presence
+ * members are spread evenly over the churn pool, presence_share of it. */
+bool loadgen_presence_slot(uint32_t index, uint32_t *channel);
+
+/* Writes the presence user_id of connection `index`, which stays the same
+ * across its reconnections, as a browser user's id does. */
+void loadgen_presence_user_id(uint32_t index, char *out, size_t size);
 
 /* Runs worker `index` until the controller sends COMMAND_STOP; never
  * returns. */

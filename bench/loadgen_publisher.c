@@ -249,13 +249,24 @@ static void issue_redis(struct publisher_conn *pc, uint64_t seq, uint32_t channe
     pending_push(pc, channel);
 }
 
-/* Signs the request as the Pusher HTTP API requires: HMAC-SHA256 over
- * "POST\n<path>\n<sorted query>", with body_md5 in the query. */
+void publisher_signed_query(const char *method, const char *path, const char *body_md5,
+                            char *out, size_t size)
+{
+    char query[256], to_sign[640], signature[SIGNATURE_HEX_LEN + 1];
+    int query_len = snprintf(query, sizeof query, "auth_key=%s&auth_timestamp=%lld&auth_version=1.0",
+                             options.app_key, (long long)time(NULL));
+    if (body_md5)
+        snprintf(query + query_len, sizeof query - (size_t)query_len, "&body_md5=%s", body_md5);
+    int to_sign_len = snprintf(to_sign, sizeof to_sign, "%s\n%s\n%s", method, path, query);
+    signature_hmac_sha256_hex(options.app_secret, to_sign, (size_t)to_sign_len, signature);
+    snprintf(out, size, "%s&auth_signature=%s", query, signature);
+}
+
 static void issue_http(struct publisher_conn *pc, uint64_t seq, uint32_t channel)
 {
     static char data[LOADGEN_MAX_PAYLOAD + 256];
     static char body[LOADGEN_MAX_PAYLOAD + 512];
-    char path[128], query[256], to_sign[512], body_md5[33], signature[SIGNATURE_HEX_LEN + 1];
+    char path[128], query[384], body_md5[33];
     char head[1024];
 
     size_t data_len = render_escaped_data(data, seq, loadgen_now_ns());
@@ -266,19 +277,15 @@ static void issue_http(struct publisher_conn *pc, uint64_t seq, uint32_t channel
 
     signature_md5_hex(body, (size_t)body_len, body_md5);
     snprintf(path, sizeof path, "/apps/%s/events", options.app_id);
-    snprintf(query, sizeof query,
-             "auth_key=%s&auth_timestamp=%lld&auth_version=1.0&body_md5=%s", options.app_key,
-             (long long)time(NULL), body_md5);
-    int to_sign_len = snprintf(to_sign, sizeof to_sign, "POST\n%s\n%s", path, query);
-    signature_hmac_sha256_hex(options.app_secret, to_sign, (size_t)to_sign_len, signature);
+    publisher_signed_query("POST", path, body_md5, query, sizeof query);
 
     int head_len = snprintf(head, sizeof head,
-                            "POST %s?%s&auth_signature=%s HTTP/1.1\r\n"
+                            "POST %s?%s HTTP/1.1\r\n"
                             "Host: %s:%d\r\n"
                             "Content-Type: application/json\r\n"
                             "Content-Length: %d\r\n"
                             "\r\n",
-                            path, query, signature, inet_ntoa(options.relay.sin_addr),
+                            path, query, inet_ntoa(options.relay.sin_addr),
                             ntohs(options.relay.sin_port), body_len);
     out_append(pc, head, (size_t)head_len);
     out_append(pc, body, (size_t)body_len);

@@ -5,6 +5,7 @@
 #ifndef HERALD_BENCH_LOADGEN_PUBLISHER_H
 #define HERALD_BENCH_LOADGEN_PUBLISHER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct publisher_counters {
@@ -28,6 +29,13 @@ uint64_t publisher_issue(uint64_t count);
 
 /* Waits up to `timeout_ms` for replies and handles them. */
 void publisher_poll(int timeout_ms);
+
+/* Writes the query string that signs an HTTP API request the Pusher way:
+ * auth_key, auth_timestamp, auth_version, body_md5 when `body_md5` is not
+ * NULL, and auth_signature, the HMAC-SHA256 with the app secret of
+ * "<method>\n<path>\n<those parameters sorted by name>". */
+void publisher_signed_query(const char *method, const char *path, const char *body_md5,
+                            char *out, size_t size);
 
 /* Events sent whose reply has not arrived. */
 uint64_t publisher_in_flight(void);

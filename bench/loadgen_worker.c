@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "loadgen.h"
+#include "signature.h"
 #include "wsframe.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -34,6 +35,8 @@
 #define RETRY_DELAY_NS 200000000ull
 #define UPGRADE_RESPONSE_MAX 4096
 #define ERRORS_PRINTED_MAX 5
+#define SOCKET_ID_MAX 64
+#define PRESENCE_PREFIX "presence-"
 
 enum conn_state {
     CONN_IDLE = 0,    /* waiting in the connect queue */
@@ -55,6 +58,14 @@ struct conn {
     bool churner;
     bool have_seq;
     bool want_write;
+    bool presence;      /* joins presence channel `presence_channel` after each connect */
+    bool public_ok;     /* subscription_succeeded of the public channel arrived */
+    bool presence_ok;   /* subscription_succeeded of the presence channel arrived */
+    uint32_t presence_channel;
+    /* Churn reconnections so far. A presence connection moves to the next
+     * target each time, so a user's leave and its rejoin reach different
+     * gateways, as after a page reload behind a load balancer. */
+    uint32_t reconnects;
 
     /* Bytes of a frame (or of the upgrade response) not yet complete. */
     uint8_t *rx;
@@ -73,6 +84,7 @@ struct conn {
     uint64_t window;
 
     uint64_t started_ns; /* connect() start of the current attempt */
+    uint64_t presence_sent_ns; /* when the presence pusher:subscribe was sent */
     uint64_t retry_at_ns;
 };
 
@@ -153,6 +165,9 @@ static void set_state(struct conn *c, enum conn_state state)
             worker.channel_subscribers[c->channel]--;
         }
         break;
+    case CONN_CLOSED:
+        s->closed--;
+        break;
     default:
         break;
     }
@@ -175,9 +190,18 @@ static void set_state(struct conn *c, enum conn_state state)
             worker.channel_subscribers[c->channel]++;
         }
         break;
+    case CONN_CLOSED:
+        s->closed++;
+        break;
     default:
         break;
     }
+}
+
+static const struct sockaddr_in *conn_target(const struct conn *c)
+{
+    uint32_t n = c->index + (c->presence ? c->reconnects : 0);
+    return &options.targets[n % (uint32_t)options.target_count];
 }
 
 static void queue_push(uint32_t local)
@@ -250,7 +274,7 @@ static void conn_flush(struct conn *c)
 /* Sends one masked frame, as RFC 6455 requires of a client. */
 static int conn_send_frame(struct conn *c, uint8_t opcode, const void *payload, size_t len)
 {
-    uint8_t frame[WS_HEADER_MAX + 256];
+    uint8_t frame[WS_HEADER_MAX + 1024];
     uint8_t mask[4];
     if (len > sizeof frame - WS_HEADER_MAX)
         return -1;
@@ -278,6 +302,9 @@ static void conn_reset(struct conn *c)
     c->want_write = false;
     c->have_seq = false;
     c->max_seq = c->window = 0;
+    c->public_ok = c->presence_ok = false;
+    if (c->presence)
+        __atomic_store_n(&shared->presence_member[c->index], 0, __ATOMIC_RELAXED);
 }
 
 /* Queues a connection for another attempt, or gives up on it. */
@@ -343,7 +370,7 @@ static void conn_start(struct conn *c)
 
     struct sockaddr_in source = { .sin_family = AF_INET };
     source.sin_addr.s_addr = htonl(source_address(c->index));
-    const struct sockaddr_in *target = &options.targets[c->index % (uint32_t)options.target_count];
+    const struct sockaddr_in *target = conn_target(c);
 
     if (bind(fd, (struct sockaddr *)&source, sizeof source) != 0 ||
         (connect(fd, (const struct sockaddr *)target, sizeof *target) != 0 &&
@@ -375,7 +402,7 @@ static void send_upgrade_request(struct conn *c)
         return;
     }
 
-    const struct sockaddr_in *target = &options.targets[c->index % (uint32_t)options.target_count];
+    const struct sockaddr_in *target = conn_target(c);
     char host[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &target->sin_addr, host, sizeof host);
 
@@ -394,14 +421,52 @@ static void send_upgrade_request(struct conn *c)
     conn_write(c, request, (size_t)len);
 }
 
-static void send_subscribe(struct conn *c)
+/* Sends the signed pusher:subscribe of the connection's presence channel,
+ * as a client does with the auth its app's auth endpoint returned. The
+ * signature is the HMAC-SHA256 of "<socket_id>:<channel>:<channel_data>"
+ * with the app secret. */
+static void send_presence_subscribe(struct conn *c, const char *socket_id)
+{
+    char channel[160], user_id[64], channel_data[160], escaped_data[192], to_sign[512];
+    char signature[SIGNATURE_HEX_LEN + 1], message[1024];
+
+    snprintf(channel, sizeof channel, PRESENCE_PREFIX "%s%u", options.channel_prefix,
+             c->presence_channel);
+    loadgen_presence_user_id(c->index, user_id, sizeof user_id);
+    snprintf(channel_data, sizeof channel_data, "{\"user_id\":\"%s\",\"user_info\":{\"slot\":%u}}",
+             user_id, c->index);
+    /* The same text as a JSON string value; the id has no characters
+     * other than the quotes that need escaping. */
+    snprintf(escaped_data, sizeof escaped_data,
+             "{\\\"user_id\\\":\\\"%s\\\",\\\"user_info\\\":{\\\"slot\\\":%u}}", user_id,
+             c->index);
+    int to_sign_len = snprintf(to_sign, sizeof to_sign, "%s:%s:%s", socket_id, channel, channel_data);
+    signature_hmac_sha256_hex(options.app_secret, to_sign, (size_t)to_sign_len, signature);
+
+    int len = snprintf(message, sizeof message,
+                       "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"%s\",\"auth\":\"%s:%s\","
+                       "\"channel_data\":\"%s\"}}",
+                       channel, options.app_key, signature, escaped_data);
+    if (len < 0 || (size_t)len >= sizeof message) {
+        worker.stats.presence_errors++;
+        print_error(c, "presence subscribe message too long", channel, strlen(channel));
+        return;
+    }
+    c->presence_sent_ns = loadgen_now_ns();
+    conn_send_frame(c, WS_OPCODE_TEXT, message, (size_t)len);
+}
+
+static void send_subscribe(struct conn *c, const char *socket_id)
 {
     char message[256];
     int len = snprintf(message, sizeof message,
                        "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"%s%u\"}}",
                        options.channel_prefix, c->channel);
     set_state(c, CONN_SUBSCRIBING);
-    conn_send_frame(c, WS_OPCODE_TEXT, message, (size_t)len);
+    if (conn_send_frame(c, WS_OPCODE_TEXT, message, (size_t)len) != 0 || c->fd < 0)
+        return;
+    if (c->presence)
+        send_presence_subscribe(c, socket_id);
 }
 
 /* Closes a subscribed churning connection the way a browser tab does when
@@ -422,6 +487,7 @@ static void churn_one(void)
         conn_reset(c);
         c->attempts = 0;
         c->retry_at_ns = 0;
+        c->reconnects++;
         set_state(c, CONN_IDLE);
         queue_push((uint32_t)(c - worker.conns));
         return;
@@ -520,6 +586,52 @@ static bool has_prefix(const uint8_t *p, size_t len, const char *prefix)
     return len >= n && memcmp(p, prefix, n) == 0;
 }
 
+/* Copies the socket_id out of the escaped data string of
+ * pusher:connection_established. Returns false when there is none. */
+static bool find_socket_id(const uint8_t *p, size_t len, char out[SOCKET_ID_MAX + 1])
+{
+    static const char key[] = "socket_id\\\":\\\"";
+    const uint8_t *at = memmem(p, len, key, sizeof key - 1);
+    if (!at)
+        return false;
+    at += sizeof key - 1;
+    size_t n = 0;
+    while (at + n < p + len && n < SOCKET_ID_MAX &&
+           ((at[n] >= '0' && at[n] <= '9') || at[n] == '.'))
+        n++;
+    memcpy(out, at, n);
+    out[n] = '\0';
+    return n > 0;
+}
+
+static bool names_presence_channel(const uint8_t *p, size_t len)
+{
+    static const char key[] = "\"channel\":\"" PRESENCE_PREFIX;
+    return memmem(p, len, key, sizeof key - 1) != NULL;
+}
+
+/* Records a subscription_succeeded, and marks the connection subscribed
+ * once every channel it asked for is confirmed. */
+static void handle_subscription_succeeded(struct conn *c, const uint8_t *p, size_t len)
+{
+    if (c->state != CONN_SUBSCRIBING)
+        return;
+
+    uint64_t now = loadgen_now_ns();
+    if (c->presence && names_presence_channel(p, len)) {
+        c->presence_ok = true;
+        worker.stats.presence_joins++;
+        histogram_record(&worker.stats.presence_join_us, (now - c->presence_sent_ns) / 1000);
+        __atomic_store_n(&shared->presence_member[c->index], 1, __ATOMIC_RELAXED);
+    } else {
+        c->public_ok = true;
+        histogram_record(&worker.stats.subscribe_us, (now - c->started_ns) / 1000);
+    }
+
+    if (c->public_ok && (!c->presence || c->presence_ok))
+        set_state(c, CONN_SUBSCRIBED);
+}
+
 static void handle_message(struct conn *c, const uint8_t *p, size_t len)
 {
     static const char bench_prefix[] = "{\"event\":\"" LOADGEN_EVENT_NAME "\"";
@@ -540,14 +652,25 @@ static void handle_message(struct conn *c, const uint8_t *p, size_t len)
     if (has_prefix(event, rest, LOADGEN_EVENT_NAME "\"")) {
         handle_delivery(c, p, len);
     } else if (has_prefix(event, rest, "pusher:connection_established\"")) {
-        if (c->state == CONN_OPEN)
-            send_subscribe(c);
-    } else if (has_prefix(event, rest, "pusher_internal:subscription_succeeded\"")) {
-        if (c->state == CONN_SUBSCRIBING) {
-            set_state(c, CONN_SUBSCRIBED);
-            histogram_record(&worker.stats.subscribe_us,
-                             (loadgen_now_ns() - c->started_ns) / 1000);
+        char socket_id[SOCKET_ID_MAX + 1] = "";
+        if (c->state != CONN_OPEN)
+            return;
+        if (c->presence && !find_socket_id(p, len, socket_id)) {
+            worker.stats.protocol_errors++;
+            print_error(c, "connection_established without a socket_id", (const char *)p, len);
+            return;
         }
+        send_subscribe(c, socket_id);
+    } else if (has_prefix(event, rest, "pusher_internal:subscription_succeeded\"")) {
+        handle_subscription_succeeded(c, p, len);
+    } else if (has_prefix(event, rest, "pusher_internal:member_added\"")) {
+        worker.stats.members_added++;
+    } else if (has_prefix(event, rest, "pusher_internal:member_removed\"")) {
+        worker.stats.members_removed++;
+    } else if (c->presence && has_prefix(event, rest, "pusher:subscription_error\"") &&
+               names_presence_channel(p, len)) {
+        worker.stats.presence_errors++;
+        print_error(c, "presence subscription failed", (const char *)p, len);
     } else if (has_prefix(event, rest, "pusher:ping\"")) {
         static const char pong[] = "{\"event\":\"pusher:pong\",\"data\":{}}";
         conn_send_frame(c, WS_OPCODE_TEXT, pong, sizeof pong - 1);
@@ -793,6 +916,7 @@ static void init_worker(int index)
         c->index = local * workers + (uint32_t)index;
         c->channel = c->index % (uint32_t)options.channels;
         c->churner = c->index < (uint32_t)options.churn_pool;
+        c->presence = loadgen_presence_slot(c->index, &c->presence_channel);
         if (c->churner)
             worker.churners[worker.churner_count++] = local;
         queue_push(local);

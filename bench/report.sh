@@ -124,6 +124,29 @@ after_lines() {
   fi
 }
 
+# Prints the rows of the presence half of a churn run, if it had one.
+presence_rows() {
+  local label=$1
+  if [ "$(field "$label" '.presence.ran')" != true ]; then
+    return
+  fi
+  local check='"\(if .matched then "yes" else "**no**" end): \(.reported) listed, \(.expected) expected, \(.missing) missing, \(.extra) extra, after \(.rounds) query round\(if .rounds == 1 then "" else "s" end) in \(.seconds) s\(if .error != "" then "; last query failed: " + .error else "" end)"'
+  printf '| presence channels, members (churning connections that join) | %s, %s |\n' \
+    "$(field "$label" '.presence.channels')" "$(field "$label" '.presence.slots')"
+  printf '| presence joins after setup (failed) | %s (%s) |\n' \
+    "$(field "$label" '.presence.joins_after_setup')" "$(field "$label" '.presence.join_errors')"
+  printf '| presence join p50 / p99, ms (pusher:subscribe to subscription_succeeded) | %s / %s |\n' \
+    "$(field "$label" '.presence.join_ms.p50')" "$(field "$label" '.presence.join_ms.p99')"
+  printf '| member_added / member_removed frames received | %s / %s |\n' \
+    "$(field "$label" '.presence.members_added')" "$(field "$label" '.presence.members_removed')"
+  printf '| connections subscribed again after churn stopped, s | %s%s |\n' \
+    "$(field "$label" '.presence.settle_s')" \
+    "$(field "$label" 'if .presence.settled then "" else " (**not all of them**)" end')"
+  printf '| member lists exact once churn stopped | %s |\n' "$(field "$label" ".presence.at_end | $check")"
+  printf '| member lists empty after every connection closed | %s |\n' \
+    "$(field "$label" ".presence.after_close | $check")"
+}
+
 # Prints the machine's busy share measured just before LABEL ran.
 busy_before() {
   local name=${1//-/_}_busy_before
@@ -158,6 +181,10 @@ s3_growth=$(field s3-herald '.server.rss_growth_bytes_per_connection')
 s3_total=$(field s3-herald '.server.rss_bytes_per_connection')
 s4_lost=$(field s4-herald '.steps[0].lost')
 s4_p99=$(field s4-herald '.steps[0].latency_ms.p99')
+# 1 when the member lists matched once churn stopped and were empty after
+# every connection closed, 0 when either did not, n/a when not measured.
+s4_members_exact=$(field s4-herald 'if .presence.ran then (if .presence.at_end.matched and .presence.after_close.matched then 1 else 0 end) else null end')
+s4_members=$(field s4-herald 'if .presence.ran then "\(.presence.at_end.reported) listed of \(.presence.at_end.expected)" else null end')
 
 is() { # prints 1 when the awk condition on $1 holds, n/a when $1 is n/a, else 0
   awk -v v="$1" "BEGIN { if (v == \"n/a\") print \"n/a\"; else print (($2) ? 1 : 0) }"
@@ -203,6 +230,7 @@ where it is large, those figures are skewed.
 | S3 idle | RSS growth per idle connection, bytes | $s3_growth | | | ≤ 2048 | $(verdict "$(is "$s3_growth" 'v <= 2048')") |
 | S4 churn | deliveries missing after the drain (stable connections) | $s4_lost | | | 0 | $(verdict "$(is "$s4_lost" 'v == 0')") |
 | S4 churn | latency p99, ms | $s4_p99 | | | ≤ 5 | $(verdict "$(is "$s4_p99" 'v <= 5')") |
+| S4 churn | member lists exact at the end, presence members | $s4_members | | | exact, and empty after close | $(verdict "$s4_members_exact") |
 
 The first CPU row counts every process that serves the events, as the
 target does: Herald's gateways, relay and Redis against the baseline
@@ -300,9 +328,24 @@ cat <<PAGE
 S1 on two gateways while 200 connections a second close (with a
 WebSocket close frame) and reconnect, cycling through a pool of 1,000 of
 the 10,000 connections; each reconnects and resubscribes at once. Loss is
-counted on the 9,000 stable connections. TODO: the presence half (presence
-channels joining and leaving under churn) is not measured yet.
+counted on the 9,000 stable connections.
+
+Half of the churning connections (500) also join one of 10 presence
+channels after every connect, with a signed \`channel_data\` whose
+\`user_id\` stays the same across reconnections. Each of them reconnects
+to the other gateway than the time before. When churn stops and every
+connection is subscribed again, the load generator compares, for each
+channel, the ids of the connections whose join was confirmed with those
+of \`GET /apps/{app_id}/channels/{channel}/users\` on the relay. It
+compares again after all connections have closed, when the lists must be
+empty. Each
+comparison is repeated every 200 ms for at most 10 s, because a gateway
+removes a closed connection's membership a moment after the close.
 PAGE
+
+if [ -n "${s4_presence_reason:-}" ]; then
+  printf '\nThe presence half was not measured: %s.\n' "$s4_presence_reason"
+fi
 
 if [ -n "${s4_relay_reason:-}" ]; then
   printf '\nHerald'"'"'s events were published straight into Redis, not through the\nrelay'"'"'s HTTP API: %s.\n' "$s4_relay_reason"
@@ -317,6 +360,7 @@ if have s4-herald; then
   printf '| gateways'"'"' RSS once subscribed / at the end, MB | %s / %s |\n' \
     "$(field s4-herald '.server.rss_kb_subscribed / 1024 | . * 10 | round / 10')" \
     "$(field s4-herald '.server.rss_kb_end / 1024 | . * 10 | round / 10')"
+  presence_rows s4-herald
 fi
 printf '\n'
 command_block s4-herald

@@ -272,14 +272,16 @@ gateway_pid_args() {
 
 # Chooses how S1 and S4 publish: through the relay's HTTP API when a
 # signed POST goes through it to a gateway, otherwise straight into Redis.
-# Sets publish_args and records the choice in meta.env.
+# Sets publish_args, and relay_listening to 1 when the relay started.
 choose_publisher() {
   publish_args=(--publish redis --redis "127.0.0.1:$redis_port")
   relay_pid=
+  relay_listening=0
   if [ ! -x "$relay" ] || ! start_relay; then
     relay_reason="herald-relay did not start listening (see $scenario-relay.log)"
     return
   fi
+  relay_listening=1
   run_loadgen "$scenario-relay-probe" $(gateway_targets) --connections 20 --channels 2 \
     --publish http --relay "127.0.0.1:$relay_port" --rate 20 --duration 1 --drain 3 \
     --source-base 127.9.0.1 --hard-timeout 60
@@ -365,9 +367,11 @@ scenario_s3() {
   stop_scenario_servers
 }
 
-# S4 churn: S1 while 200 connections a second close and reopen.
-# TODO: add the presence half (presence channels joining and leaving
-# under churn) once the load generator can sign presence subscriptions.
+# S4 churn: S1 while 200 connections a second close and reopen. Half of
+# the 1,000 churning connections also join one of 10 presence channels
+# (50 members each, under the default limit of 100) after every connect.
+# At the end the relay's member lists must equal the members the load
+# generator holds, and be empty once every connection has closed.
 scenario_s4() {
   scenario=s4
   start_redis
@@ -379,10 +383,23 @@ scenario_s4() {
   if [ -n "$relay_pid" ]; then
     relay_args=(--aux-pid "$relay_pid:relay")
   fi
+  # The member lists are read through the relay's HTTP API, so the
+  # presence half needs a listening relay even when events go to Redis.
+  local presence_args=()
+  if [ "$relay_listening" = 1 ]; then
+    presence_args=(--presence-channels 10 --presence-share 0.5 --presence-settle 10)
+    if [ "${publish_args[1]}" != http ]; then
+      presence_args+=(--relay "127.0.0.1:$relay_port")
+    fi
+    echo "s4_presence_reason=" >>"$results/meta.env"
+  else
+    echo "s4_presence_reason=\"herald-relay did not start listening, so the member lists could not be read\"" \
+      >>"$results/meta.env"
+  fi
   run_loadgen s4-herald $(gateway_targets) --connections 10000 --channels 100 \
     "${publish_args[@]}" --rate 1000 --duration 30 --payload 100 --drain 5 --clean-p99-ms 5 \
-    --churn-rate 200 --churn-pool 1000 $(gateway_pid_args) "${relay_args[@]}" \
-    --aux-pid "$redis_pid:redis" --source-base 127.6.0.1
+    --churn-rate 200 --churn-pool 1000 "${presence_args[@]}" $(gateway_pid_args) \
+    "${relay_args[@]}" --aux-pid "$redis_pid:redis" --source-base 127.6.0.1
   record_gateways_after s4-herald
   stop_scenario_servers
 }
