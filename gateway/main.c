@@ -226,11 +226,15 @@ int main(int argc, char **argv)
     uv_signal_init(gateway.loop, &sigint_handle);
     uv_signal_start(&sigint_handle, on_stop_signal, SIGINT);
 
-    log_info("listening on %s://%s:%d/app/{key} node=%s redis=%s:%d prefix=%s apps=%zu",
+    log_info("listening on %s://%s:%d/app/{key} node=%s redis=%s:%d prefix=%s apps=%zu "
+             "max_connections_per_ip=%d trusted_proxies=%s",
              gateway.config.tls_cert_file && gateway.config.tls_cert_file[0] ? "wss" : "ws",
              gateway.config.gateway_host, gateway.config.gateway_port, gateway.node_id,
              gateway.config.redis.host, gateway.config.redis.port, gateway.config.prefix,
-             gateway.config.app_count);
+             gateway.config.app_count, gateway.config.max_connections_per_ip,
+             gateway.config.trusted_proxies && gateway.config.trusted_proxies[0]
+                 ? gateway.config.trusted_proxies
+                 : "none");
 
     uv_run(gateway.loop, UV_RUN_DEFAULT);
     server_free();
