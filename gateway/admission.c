@@ -22,7 +22,8 @@
  * at `address`. */
 struct peer {
     struct in6_addr address; /* IPv4 addresses in their IPv4-mapped form */
-    uint32_t connections;
+    uint32_t connections;    /* established, under the client's address */
+    uint32_t sockets;        /* accepted and not yet closed, under the TCP peer */
 };
 
 /* An address block of trusted_proxies. */
@@ -32,6 +33,14 @@ struct proxy_block {
 };
 
 static struct hashmap peers;
+
+/* The TCP peer counted by the last accept, for the socket libwebsockets
+ * creates right after it. */
+static struct peer *accepted_peer;
+static uint64_t socket_rejections_unlogged;
+static void peer_release_if_unused(struct peer *peer);
+static uint64_t last_socket_rejection_log_ms;
+static bool socket_rejection_logged;
 static struct proxy_block *proxies;
 static size_t proxy_count;
 static unsigned socket_limit;
@@ -54,8 +63,12 @@ unsigned admission_socket_limit(void)
     return socket_limit;
 }
 
-void admission_socket_created(void)
+void admission_socket_created(struct lws *wsi)
 {
+    if (accepted_peer) {
+        lws_set_opaque_user_data(wsi, accepted_peer);
+        accepted_peer = NULL;
+    }
     sockets++;
     /* libwebsockets stops accepting when its socket table, which includes
      * the listening socket, is one short of the limit. */
@@ -77,8 +90,14 @@ void admission_socket_created(void)
     last_pause_log_ms = now;
 }
 
-void admission_socket_destroyed(void)
+void admission_socket_destroyed(struct lws *wsi)
 {
+    struct peer *peer = lws_get_opaque_user_data(wsi);
+    if (peer) {
+        lws_set_opaque_user_data(wsi, NULL);
+        peer->sockets--;
+        peer_release_if_unused(peer);
+    }
     if (sockets)
         sockets--;
     if (paused && sockets + 2 < socket_limit)
@@ -189,6 +208,35 @@ static bool is_trusted_proxy(const struct in6_addr *address)
     return false;
 }
 
+/* Returns `address` as counted: IPv6 addresses by their /64, because one
+ * host usually has a whole /64 to choose from. */
+static struct in6_addr group_address(const struct in6_addr *address)
+{
+    struct in6_addr grouped = *address;
+    if (!is_ipv4_mapped(&grouped))
+        memset(&grouped.s6_addr[8], 0, 8);
+    return grouped;
+}
+
+/* Reads the TCP peer's address of socket `fd`. */
+static bool tcp_peer_address(int fd, struct in6_addr *out)
+{
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&peer, &len) != 0)
+        return false;
+    if (peer.ss_family == AF_INET) {
+        char text[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, text, sizeof text);
+        return parse_address(text, out);
+    }
+    if (peer.ss_family == AF_INET6) {
+        *out = group_address(&((struct sockaddr_in6 *)&peer)->sin6_addr);
+        return true;
+    }
+    return false;
+}
+
 /* Parses one X-Forwarded-For entry: an address, "IPv4:port" or
  * "[IPv6]:port", as some proxies append. */
 static bool parse_forwarded_entry(char *entry, struct in6_addr *out)
@@ -214,20 +262,8 @@ static bool parse_forwarded_entry(char *entry, struct in6_addr *out)
  * (a health check, say). */
 static bool client_address(struct lws *wsi, struct in6_addr *out)
 {
-    struct sockaddr_storage peer;
-    socklen_t len = sizeof peer;
-    int fd = lws_get_socket_fd(wsi);
-    if (fd < 0 || getpeername(fd, (struct sockaddr *)&peer, &len) != 0)
+    if (!tcp_peer_address(lws_get_socket_fd(wsi), out))
         return false;
-    if (peer.ss_family == AF_INET) {
-        char text[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, text, sizeof text);
-        parse_address(text, out);
-    } else if (peer.ss_family == AF_INET6) {
-        *out = ((struct sockaddr_in6 *)&peer)->sin6_addr;
-    } else {
-        return false;
-    }
     if (!proxy_count || !is_trusted_proxy(out))
         return true;
 
@@ -252,9 +288,82 @@ static bool client_address(struct lws *wsi, struct in6_addr *out)
             last[--end] = '\0';
         struct in6_addr client;
         if (parse_forwarded_entry(last, &client))
-            *out = client;
+            *out = group_address(&client);
     }
     free(forwarded);
+    return true;
+}
+
+static struct peer *peer_get(const struct in6_addr *address)
+{
+    struct peer *peer = hashmap_get(&peers, (const char *)address, sizeof *address);
+    if (peer)
+        return peer;
+    peer = calloc(1, sizeof *peer);
+    if (!peer) {
+        log_error("out of memory counting connections per address");
+        abort();
+    }
+    peer->address = *address;
+    hashmap_put(&peers, (const char *)&peer->address, sizeof peer->address, peer);
+    return peer;
+}
+
+static void peer_release_if_unused(struct peer *peer)
+{
+    if (peer->connections || peer->sockets || peer == accepted_peer)
+        return;
+    hashmap_remove(&peers, (const char *)&peer->address, sizeof peer->address);
+    free(peer);
+}
+
+/* Sockets one address may hold at any stage, handshakes included: the
+ * connection limit plus a tenth of it, at least 16, for handshakes that
+ * are about to be rejected with 4100 or replace a closing connection. */
+static uint32_t socket_limit_per_address(void)
+{
+    uint32_t limit = (uint32_t)gateway.config.max_connections_per_ip;
+    uint32_t slack = limit / 10 > 16 ? limit / 10 : 16;
+    return limit + slack;
+}
+
+bool admission_socket_accepted(int fd)
+{
+    if (accepted_peer) {
+        /* The socket of the previous accept was never created. */
+        struct peer *unused = accepted_peer;
+        accepted_peer = NULL;
+        unused->sockets--;
+        peer_release_if_unused(unused);
+    }
+    if (gateway.config.max_connections_per_ip <= 0)
+        return true;
+
+    struct in6_addr address;
+    if (!tcp_peer_address(fd, &address) || is_trusted_proxy(&address))
+        return true;
+
+    struct peer *peer = peer_get(&address);
+    if (peer->sockets >= socket_limit_per_address()) {
+        socket_rejections_unlogged++;
+        stats.sockets_rejected_per_ip++;
+        uint64_t now = gateway_now_ms();
+        if (!socket_rejection_logged || now - last_socket_rejection_log_ms >= LOG_INTERVAL_MS) {
+            char text[INET6_ADDRSTRLEN];
+            format_address(&address, text, sizeof text);
+            log_warn("closed a socket from %s at once: %u sockets from this address, the limit "
+                     "is %u; closed since the last message: %llu",
+                     text, peer->sockets, socket_limit_per_address(),
+                     (unsigned long long)socket_rejections_unlogged);
+            socket_rejection_logged = true;
+            socket_rejections_unlogged = 0;
+            last_socket_rejection_log_ms = now;
+        }
+        peer_release_if_unused(peer);
+        return false;
+    }
+    peer->sockets++;
+    accepted_peer = peer;
     return true;
 }
 
@@ -285,15 +394,8 @@ bool admission_connection_opened(struct connection *conn)
         }
         return false;
     }
-    if (!peer) {
-        peer = calloc(1, sizeof *peer);
-        if (!peer) {
-            log_error("out of memory counting connections per address");
-            abort();
-        }
-        peer->address = address;
-        hashmap_put(&peers, (const char *)&peer->address, sizeof peer->address, peer);
-    }
+    if (!peer)
+        peer = peer_get(&address);
     peer->connections++;
     conn->peer = peer;
     return true;
@@ -306,10 +408,8 @@ void admission_connection_closed(struct connection *conn)
         return;
 
     conn->peer = NULL;
-    if (--peer->connections == 0) {
-        hashmap_remove(&peers, (const char *)&peer->address, sizeof peer->address);
-        free(peer);
-    }
+    peer->connections--;
+    peer_release_if_unused(peer);
 }
 
 void admission_free(void)

@@ -10,6 +10,7 @@
 #ifndef HERALD_GATEWAY_ADMISSION_H
 #define HERALD_GATEWAY_ADMISSION_H
 
+#include <libwebsockets.h>
 #include <stdbool.h>
 
 #include "connection.h"
@@ -30,10 +31,18 @@ int admission_start(void);
  * open-file limit minus the reserve, or 0 to keep libwebsockets' default. */
 unsigned admission_socket_limit(void);
 
+/* Checks a socket just accepted, before libwebsockets creates its wsi:
+ * returns false when its TCP peer, unless a trusted proxy, already holds
+ * max_connections_per_ip plus a tenth (at least 16) sockets at any stage.
+ * This bounds half-open handshakes, which the connection count does not
+ * see. libwebsockets then closes the socket without a response. */
+bool admission_socket_accepted(int fd);
+
 /* Counts a socket that libwebsockets created or destroyed, and logs when
- * the gateway stops and starts accepting connections at the limit. */
-void admission_socket_created(void);
-void admission_socket_destroyed(void);
+ * the gateway stops and starts accepting connections at the limit. A wsi
+ * created right after admission_socket_accepted() carries its peer. */
+void admission_socket_created(struct lws *wsi);
+void admission_socket_destroyed(struct lws *wsi);
 
 /* Records an established connection under its client's address: the TCP
  * peer, or the last X-Forwarded-For entry when the peer is a trusted proxy.

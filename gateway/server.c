@@ -535,12 +535,15 @@ static int callback_pusher(struct lws *wsi, enum lws_callback_reasons reason, vo
         handle_closed(conn);
         return 0;
 
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return admission_socket_accepted((int)(intptr_t)in) ? 0 : 1;
+
     case LWS_CALLBACK_WSI_CREATE:
-        admission_socket_created();
+        admission_socket_created(wsi);
         return 0;
 
     case LWS_CALLBACK_WSI_DESTROY:
-        admission_socket_destroyed();
+        admission_socket_destroyed(wsi);
         return 0;
 
     default:

@@ -50,6 +50,8 @@ void stats_render(struct strbuf *out)
                           "Client connections closed with 4100 because their IP address had "
                           "max_connections_per_ip connections.",
                           "reason=\"per_ip\"", stats.connections_rejected_per_ip);
+    metrics_write_counter(out, "herald_gateway_connections_rejected_total", NULL,
+                          "reason=\"per_ip_sockets\"", stats.sockets_rejected_per_ip);
     metrics_write_counter(out, "herald_gateway_accept_pauses_total",
                           "Times the gateway stopped accepting connections at its open-file "
                           "limit.",

@@ -16,6 +16,7 @@ struct gateway_stats {
     uint64_t events_received;   /* envelopes from Redis for a local channel */
     uint64_t slow_consumers_closed;
     uint64_t connections_rejected_per_ip; /* over max_connections_per_ip */
+    uint64_t sockets_rejected_per_ip;     /* closed at accept: too many sockets */
     uint64_t accept_pauses;               /* times the open-file limit stopped accepting */
     struct metrics_histogram event_latency; /* relay publish to gateway write */
 };

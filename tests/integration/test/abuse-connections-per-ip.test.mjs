@@ -6,6 +6,7 @@
 // Behind a trusted proxy, the client is the last X-Forwarded-For address.
 
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import WebSocket from 'ws';
@@ -29,12 +30,13 @@ function connect(name, localAddress = '127.0.0.1') {
   });
 }
 
-/** Reads the gateway's count of connections rejected per IP from GET /metrics. */
-async function rejectedCount() {
+/** Reads the gateway's count of connections rejected for `reason` from GET /metrics. */
+async function rejectedCount(reason = 'per_ip') {
   const response = await fetch(`http://127.0.0.1:${cluster.gatewayPort(0)}/metrics`);
   const text = await response.text();
-  const line = text.split('\n').find((row) => row.startsWith('herald_gateway_connections_rejected_total{reason="per_ip"}'));
-  assert.ok(line, 'herald_gateway_connections_rejected_total is missing from /metrics');
+  const name = `herald_gateway_connections_rejected_total{reason="${reason}"}`;
+  const line = text.split('\n').find((row) => row.startsWith(name));
+  assert.ok(line, `${name} is missing from /metrics`);
   return Number(line.split(' ').pop());
 }
 
@@ -108,6 +110,37 @@ describe('connections per IP address', () => {
       ]);
       return outcome;
     }, { timeout: 10000, what: 'a connection from 127.0.0.1 after one closed' });
+  });
+
+  it('bounds half-open handshakes per address', async () => {
+    // gateway/admission.c: the connection limit plus a tenth, at least 16.
+    const socketLimit = LIMIT + 16;
+    const attempts = socketLimit + 9;
+    const before = await rejectedCount('per_ip_sockets');
+    const sockets = [];
+    try {
+      for (let index = 0; index < attempts; index += 1) {
+        const socket = net.connect({ host: '127.0.0.1', port: cluster.gatewayPort(0), localAddress: '127.0.0.4' });
+        socket.on('error', () => {});
+        sockets.push(socket);
+        await new Promise((resolve) => socket.once('connect', resolve).once('close', resolve));
+      }
+      await waitUntil(async () => (await rejectedCount('per_ip_sockets')) >= before + attempts - socketLimit, {
+        timeout: 5000,
+        what: 'the gateway to close the sockets over the limit',
+      });
+
+      // Another address and the health check are served meanwhile.
+      const other = await connect('client beside half-open sockets', '127.0.0.5');
+      await other.subscribe('half-open-neighbour');
+      const up = await fetch(`http://127.0.0.1:${cluster.gatewayPort(0)}/up`);
+      assert.equal(up.status, 200);
+    } finally {
+      for (const socket of sockets) {
+        socket.destroy();
+      }
+    }
+    assert.equal(await rejectedCount('per_ip_sockets'), before + attempts - socketLimit);
   });
 
   it('lets pusher-js reconnect once a slot frees', async () => {
