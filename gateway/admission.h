@@ -39,8 +39,9 @@ unsigned admission_socket_limit(void);
 bool admission_socket_accepted(int fd);
 
 /* Counts a socket that libwebsockets created or destroyed, and logs when
- * the gateway stops and starts accepting connections at the limit. A wsi
- * created right after admission_socket_accepted() carries its peer. */
+ * the gateway stops and starts accepting connections at the limit. The
+ * wsi created right after admission_socket_accepted() is counted under
+ * that socket's peer until it is destroyed. */
 void admission_socket_created(struct lws *wsi);
 void admission_socket_destroyed(struct lws *wsi);
 

@@ -143,6 +143,21 @@ describe('connections per IP address', () => {
     assert.equal(await rejectedCount('per_ip_sockets'), before + attempts - socketLimit);
   });
 
+  it('frees socket counts on every close', async () => {
+    // More connect and close cycles from one address than its socket
+    // limit (gateway/admission.c: the connection limit plus 16), closed
+    // with a close frame after subscribing, as churning clients do.
+    const cycles = LIMIT + 16 + 10;
+    for (let index = 0; index < cycles; index += 1) {
+      const client = await connect(`churning client ${index + 1}`, '127.0.0.6');
+      await client.subscribe('churn');
+      client.close();
+      await withTimeout(client.closed, 10000, `churning client ${index + 1} to close`);
+    }
+    const last = await connect('client after the churn', '127.0.0.6');
+    assert.ok(last.isOpen);
+  });
+
   it('lets pusher-js reconnect once a slot frees', async () => {
     for (const client of clients.splice(0)) {
       client.close();
