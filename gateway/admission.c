@@ -38,16 +38,6 @@ static struct hashmap peers;
  * creates right after it. */
 static struct peer *accepted_peer;
 
-/* The peer each counted socket belongs to, by wsi. libwebsockets
- * overwrites a new wsi's opaque user data while adopting the socket, and
- * the per-session data comes only with a protocol, so a map it is. The
- * key points at `wsi`. */
-struct counted_socket {
-    struct lws *wsi;
-    struct peer *peer;
-};
-
-static struct hashmap counted_sockets;
 static uint64_t socket_rejections_unlogged;
 static void peer_release_if_unused(struct peer *peer);
 static uint64_t last_socket_rejection_log_ms;
@@ -74,32 +64,18 @@ unsigned admission_socket_limit(void)
     return socket_limit;
 }
 
-/* Stops counting the socket of `wsi`, if it was counted. */
-static void uncount_socket(struct lws *wsi)
+void admission_socket_instantiated(struct lws *wsi)
 {
-    struct counted_socket *counted = hashmap_remove(&counted_sockets, (const char *)&wsi, sizeof wsi);
-    if (!counted)
-        return;
-    counted->peer->sockets--;
-    peer_release_if_unused(counted->peer);
-    free(counted);
+    /* libwebsockets sets a new wsi's opaque user data while adopting the
+     * socket and keeps it from here until the wsi is destroyed. */
+    if (accepted_peer) {
+        lws_set_opaque_user_data(wsi, accepted_peer);
+        accepted_peer = NULL;
+    }
 }
 
-void admission_socket_created(struct lws *wsi)
+void admission_socket_created(void)
 {
-    if (accepted_peer) {
-        /* A wsi address can come back only after its destroy callback. */
-        uncount_socket(wsi);
-        struct counted_socket *counted = malloc(sizeof *counted);
-        if (!counted) {
-            log_error("out of memory counting sockets per address");
-            abort();
-        }
-        counted->wsi = wsi;
-        counted->peer = accepted_peer;
-        accepted_peer = NULL;
-        hashmap_put(&counted_sockets, (const char *)&counted->wsi, sizeof counted->wsi, counted);
-    }
     sockets++;
     /* libwebsockets stops accepting when its socket table, which includes
      * the listening socket, is one short of the limit. */
@@ -123,7 +99,12 @@ void admission_socket_created(struct lws *wsi)
 
 void admission_socket_destroyed(struct lws *wsi)
 {
-    uncount_socket(wsi);
+    struct peer *peer = lws_get_opaque_user_data(wsi);
+    if (peer) {
+        lws_set_opaque_user_data(wsi, NULL);
+        peer->sockets--;
+        peer_release_if_unused(peer);
+    }
     if (sockets)
         sockets--;
     if (paused && sockets + 2 < socket_limit)
@@ -442,10 +423,6 @@ void admission_free(void)
 {
     size_t cursor = 0;
     struct hashmap_entry *entry;
-    while ((entry = hashmap_next(&counted_sockets, &cursor)))
-        free(entry->value);
-    hashmap_free(&counted_sockets);
-    cursor = 0;
     while ((entry = hashmap_next(&peers, &cursor)))
         free(entry->value);
     hashmap_free(&peers);

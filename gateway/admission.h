@@ -39,11 +39,13 @@ unsigned admission_socket_limit(void);
 bool admission_socket_accepted(int fd);
 
 /* Counts a socket that libwebsockets created or destroyed, and logs when
- * the gateway stops and starts accepting connections at the limit. The
- * wsi created right after admission_socket_accepted() is counted under
- * that socket's peer until it is destroyed. */
-void admission_socket_created(struct lws *wsi);
+ * the gateway stops and starts accepting connections at the limit. */
+void admission_socket_created(void);
 void admission_socket_destroyed(struct lws *wsi);
+
+/* Attaches the peer that admission_socket_accepted() counted to the wsi
+ * libwebsockets made of that socket, so its destroy releases the count. */
+void admission_socket_instantiated(struct lws *wsi);
 
 /* Records an established connection under its client's address: the TCP
  * peer, or the last X-Forwarded-For entry when the peer is a trusted proxy.

@@ -538,8 +538,12 @@ static int callback_pusher(struct lws *wsi, enum lws_callback_reasons reason, vo
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
         return admission_socket_accepted((int)(intptr_t)in) ? 0 : 1;
 
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        admission_socket_instantiated(wsi);
+        return 0;
+
     case LWS_CALLBACK_WSI_CREATE:
-        admission_socket_created(wsi);
+        admission_socket_created();
         return 0;
 
     case LWS_CALLBACK_WSI_DESTROY:
