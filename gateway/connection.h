@@ -41,36 +41,29 @@ enum liveness_list {
     LIVENESS_PINGED, /* server ping sent, waiting for any frame */
 };
 
-#define SOCKET_ID_MAX 32
+/* "<node number>.<serial>": up to 10 digits, a dot and 16 digits of a
+ * per-process serial, which no gateway reaches, and the NUL. */
+#define SOCKET_ID_MAX 28
 
+/* Fields are ordered by size so that the compiler adds no padding between
+ * them: libwebsockets allocates this for every connection, and 16 bytes
+ * here are 16 bytes of every idle connection's memory. */
 struct connection {
     struct lws *wsi;
     const struct app_config *app;
-    char socket_id[SOCKET_ID_MAX];
 
     struct message_queue outbound;
 
     struct subscription *subscriptions;
-    uint32_t subscription_count;
-    uint32_t subscription_capacity;
 
     /* Inbound message assembly, used only for messages that arrive in
      * several fragments. */
     char *rx_buffer;
-    uint32_t rx_length;
-    bool rx_oversize; /* dropping the rest of an over-long message */
 
     /* Liveness: intrusive doubly linked list, ordered by `liveness_since`. */
     struct connection *liveness_prev;
     struct connection *liveness_next;
     uint64_t liveness_since;
-    uint8_t liveness_list;
-    bool send_protocol_ping;
-
-    /* Client event rate limit: events counted in the current one-second
-     * window. */
-    uint64_t client_event_window_ms;
-    uint32_t client_event_count;
 
     /* User authentication: set by a successful pusher:signin. */
     char *user_id;
@@ -82,19 +75,33 @@ struct connection {
     struct connection *signin_prev;
     struct connection *signin_next;
     uint64_t signin_since;
-    bool signin_pending;
 
     struct connection *flush_next; /* in the list of connections to flush */
-    bool flush_queued;
+    struct peer *peer;    /* the address admission.c counted this under, or NULL */
+    char *close_reason; /* allocated when closing starts; most connections never need one */
 
+    uint32_t subscription_count;
+    uint32_t subscription_capacity;
+    uint32_t rx_length;
+
+    /* Client event rate limit: events counted in the current one-second
+     * window, which started at the low 32 bits of the loop clock. Unsigned
+     * subtraction keeps the window right across the wrap. */
+    uint32_t client_event_window_ms;
+    uint32_t client_event_count;
+
+    char socket_id[SOCKET_ID_MAX];
+    uint16_t close_code;
+    uint8_t liveness_list;
+    bool send_protocol_ping;
+    bool rx_oversize; /* dropping the rest of an over-long message */
+    bool signin_pending;
+    bool flush_queued;
     bool established; /* connection_established was queued */
     bool counted;     /* included in gateway.app_connections */
     bool origin_rejected; /* Origin header not allowed by the app */
     bool peer_rejected;   /* over max_connections_per_ip */
-    struct peer *peer;    /* the address admission.c counted this under, or NULL */
     bool closing;     /* close after the queue drains */
-    uint16_t close_code;
-    char *close_reason; /* allocated when closing starts; most connections never need one */
 };
 
 /* Queues `m` for this connection and requests a writable callback. A client

@@ -62,7 +62,9 @@ struct message_queue {
     uint32_t head;
     uint32_t count;
     uint32_t capacity;
-    size_t bytes;
+    /* Queued bytes, at most max_outbound_queue_bytes (an int) plus one
+     * frame, which the relay's body limit keeps far below 4 GiB. */
+    uint32_t bytes;
 };
 
 void message_queue_push(struct message_queue *q, struct message *m);

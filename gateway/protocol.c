@@ -565,8 +565,8 @@ done:
 static bool client_event_allowed(struct connection *conn)
 {
     uint64_t now = gateway_now_ms();
-    if (now - conn->client_event_window_ms >= 1000) {
-        conn->client_event_window_ms = now;
+    if ((uint32_t)now - conn->client_event_window_ms >= 1000) {
+        conn->client_event_window_ms = (uint32_t)now;
         conn->client_event_count = 0;
     }
     return ++conn->client_event_count <= (uint32_t)conn->app->max_client_events_per_second;

@@ -68,7 +68,7 @@ static bool within_queue_bound(struct connection *conn, struct message *m)
          * bounded, and close with "over capacity" so pusher-js reconnects
          * after its back-off and resubscribes. */
         if (stats.slow_consumers_closed++ % 100 == 0)
-            log_warn("closing slow consumer socket_id=%s app=%s queued_bytes=%zu limit=%zu "
+            log_warn("closing slow consumer socket_id=%s app=%s queued_bytes=%u limit=%zu "
                      "(%llu closed so far)",
                      conn->socket_id, conn->app ? conn->app->id : "-", conn->outbound.bytes, limit,
                      (unsigned long long)stats.slow_consumers_closed);
