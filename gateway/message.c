@@ -38,6 +38,10 @@ struct message *message_new(const char *frame, size_t len)
             m->header[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
         m->header_len = 10;
     }
+    /* The same header right in front of the payload lets a writev send
+     * the whole frame from one iovec. lws_write() writes these same bytes
+     * there again, so the copy stays valid. */
+    memcpy(m->buf + LWS_PRE - m->header_len, m->header, m->header_len);
     memcpy(m->buf + LWS_PRE, frame, len);
     return m;
 }

@@ -8,7 +8,8 @@
  * because lws_write() builds the WebSocket header there. Every recipient
  * gets the same header (server frames are never masked), so rewriting the
  * shared headroom for each write is harmless, and all writes happen on the
- * one loop thread. The writev path uses the precomputed `header` instead. */
+ * one loop thread. message_new() puts the same header there too, so the
+ * writev path sends header and payload as one span. */
 #ifndef HERALD_GATEWAY_MESSAGE_H
 #define HERALD_GATEWAY_MESSAGE_H
 

@@ -18,8 +18,11 @@
 #include "stats.h"
 #include "users.h"
 
-/* Frames written per writable callback before yielding to other sockets. */
+/* Frames written per writable callback before yielding to other sockets:
+ * one lws_write each on TLS connections, and writev batches of
+ * FLUSH_MAX_FRAMES otherwise. */
 #define WRITES_PER_CALLBACK 32
+#define WRITEV_BATCHES_PER_CALLBACK 4
 
 /* A closing client that never reads gets this many seconds before the
  * socket is dropped without a close handshake. */
@@ -52,8 +55,8 @@ static int write_frame(struct connection *conn, struct message *m)
 }
 
 /* Frames per writev: enough to drain a burst in one call, few enough for an
- * iovec array on the stack (two entries per frame, IOV_MAX is 1024). */
-#define FLUSH_MAX_FRAMES 32
+ * iovec array on the stack (one entry per frame, IOV_MAX is 1024). */
+#define FLUSH_MAX_FRAMES 256
 
 /* Connections with frames queued by connection_queue(), not yet flushed. */
 static struct connection *flush_list;
@@ -91,49 +94,38 @@ void connection_queue(struct connection *conn, struct message *m)
     }
 }
 
-/* Writes the frames of `conn` with one writev straight to the socket. This
- * happens only when libwebsockets has nothing buffered for the connection,
- * so the stream stays in order. A frame the kernel takes only in part is
- * handed to libwebsockets as raw bytes, which it buffers and sends before
- * anything else. TLS connections and other cases use the writable
- * callback. */
-static void flush_connection(struct connection *conn)
+/* Writes up to FLUSH_MAX_FRAMES queued frames of `conn` with one writev
+ * straight to the socket, which is safe only while libwebsockets has
+ * nothing buffered for it, so the stream stays in order. A frame the
+ * kernel takes only in part is handed to libwebsockets as raw bytes, which
+ * it buffers and sends before anything else. Returns 1 when every frame of
+ * the batch went out, 0 when the socket is full, or -1 when it failed. */
+static int writev_queued(struct connection *conn)
 {
     struct lws *wsi = conn->wsi;
     struct message_queue *q = &conn->outbound;
-    if (!wsi || conn->closing || !q->count)
-        return;
-    if (conn->send_protocol_ping || lws_partial_buffered(wsi) || lws_is_ssl(wsi)) {
-        lws_callback_on_writable(wsi);
-        return;
-    }
 
-    struct iovec iov[2 * FLUSH_MAX_FRAMES];
+    struct iovec iov[FLUSH_MAX_FRAMES];
     uint32_t frames = q->count < FLUSH_MAX_FRAMES ? q->count : FLUSH_MAX_FRAMES;
+    size_t batch_len = 0;
     for (uint32_t i = 0; i < frames; i++) {
         struct message *m = q->items[(q->head + i) & (q->capacity - 1)];
-        iov[2 * i].iov_base = m->header;
-        iov[2 * i].iov_len = m->header_len;
-        iov[2 * i + 1].iov_base = message_payload(m);
-        iov[2 * i + 1].iov_len = m->len;
+        iov[i].iov_base = message_payload(m) - m->header_len;
+        iov[i].iov_len = m->header_len + (size_t)m->len;
+        batch_len += iov[i].iov_len;
     }
 
-    ssize_t written = writev(lws_get_socket_fd(wsi), iov, (int)(2 * frames));
+    ssize_t written = writev(lws_get_socket_fd(wsi), iov, (int)frames);
     if (written < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            /* libwebsockets finds the broken socket on its own write. */
-            lws_callback_on_writable(wsi);
-            return;
-        }
-        written = 0;
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        return 0;
     }
 
     size_t left = (size_t)written;
-    while (q->count) {
+    while (q->count && left > 0) {
         struct message *m = message_queue_peek(q);
         size_t frame_len = m->header_len + (size_t)m->len;
-        if (left == 0)
-            break;
         if (left < frame_len) {
             if (left < m->header_len) {
                 lws_write(wsi, m->header + left, m->header_len - left, LWS_WRITE_HTTP);
@@ -152,8 +144,30 @@ static void flush_connection(struct connection *conn)
             stats_observe_delivery(m->published_us);
         message_queue_pop(q);
     }
+    return (size_t)written == batch_len ? 1 : 0;
+}
 
-    if (q->count)
+/* Writes the frames that connection_queue() queued for `conn`. TLS
+ * connections, a pending protocol ping and bytes libwebsockets still
+ * holds go through the writable callback instead. */
+static void flush_connection(struct connection *conn)
+{
+    struct lws *wsi = conn->wsi;
+    if (!wsi || conn->closing || !conn->outbound.count)
+        return;
+    if (conn->send_protocol_ping || lws_partial_buffered(wsi) || lws_is_ssl(wsi)) {
+        lws_callback_on_writable(wsi);
+        return;
+    }
+
+    /* Writing on while the socket takes everything costs a writev per
+     * batch; arming the writable callback for the rest would cost two
+     * epoll_ctl calls and a loop turn per connection. On failure
+     * libwebsockets finds the broken socket on its own write. */
+    int result = 1;
+    for (int i = 0; i < WRITEV_BATCHES_PER_CALLBACK && result == 1 && conn->outbound.count; i++)
+        result = writev_queued(conn);
+    if (result <= 0 || conn->outbound.count)
         lws_callback_on_writable(wsi);
 }
 
@@ -282,17 +296,34 @@ static int write_queued(struct connection *conn)
         }
     }
 
-    for (int i = 0; i < WRITES_PER_CALLBACK; i++) {
-        struct message *m = message_queue_peek(&conn->outbound);
-        if (!m)
-            break;
-        /* lws keeps any part the kernel did not take and sends it before
-         * the next frame, so a short write is never seen here. */
-        if (write_frame(conn, m) != 0)
-            return -1;
-        message_queue_pop(&conn->outbound);
-        if (lws_partial_buffered(wsi))
-            break;
+    if (!lws_is_ssl(wsi)) {
+        if (lws_partial_buffered(wsi)) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        /* The same writev batches as a flush. A client that fell behind
+         * catches up with many frames per system call, not one, so a
+         * gateway under overload spends less per frame, not more. */
+        for (int i = 0; i < WRITEV_BATCHES_PER_CALLBACK && conn->outbound.count; i++) {
+            int result = writev_queued(conn);
+            if (result < 0)
+                return -1;
+            if (result == 0)
+                break;
+        }
+    } else {
+        for (int i = 0; i < WRITES_PER_CALLBACK; i++) {
+            struct message *m = message_queue_peek(&conn->outbound);
+            if (!m)
+                break;
+            /* lws keeps any part the kernel did not take and sends it
+             * before the next frame, so a short write is never seen here. */
+            if (write_frame(conn, m) != 0)
+                return -1;
+            message_queue_pop(&conn->outbound);
+            if (lws_partial_buffered(wsi))
+                break;
+        }
     }
 
     if (conn->outbound.count) {
