@@ -1,6 +1,22 @@
 #include "redis_uv.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+
+/* hiredis reads at most 16 KiB per call. Under load, reading on while
+ * the socket has more, up to this many times, hands the after-read hook
+ * (the gateway's flush) a larger batch: more frames per writev for each
+ * client, at the cost of a FIONREAD per extra read. With little traffic
+ * the first read takes everything and nothing changes. */
+#define READS_PER_WAKE 4
+
+/* Returns whether the socket of `context` has unread bytes. */
+static bool bytes_pending(redisAsyncContext *context)
+{
+    int pending = 0;
+    return ioctl(context->c.fd, FIONREAD, &pending) == 0 && pending > 0;
+}
 
 struct redis_uv {
     redisAsyncContext *context; /* NULL once hiredis has cleaned up */
@@ -20,7 +36,10 @@ static void on_poll(uv_poll_t *handle, int status, int events)
 
     if (adapter->context && (events & UV_READABLE)) {
         void (*after_read)(void) = adapter->after_read;
-        redisAsyncHandleRead(adapter->context);
+        int reads = 0;
+        do {
+            redisAsyncHandleRead(adapter->context);
+        } while (++reads < READS_PER_WAKE && adapter->context && bytes_pending(adapter->context));
         /* Called even when the read freed the context and the adapter's
          * fields are about to go: the hook does not touch the adapter. */
         if (after_read)
