@@ -93,6 +93,12 @@ struct message *message_queue_peek(const struct message_queue *q)
     return q->count ? q->items[q->head] : NULL;
 }
 
+/* Rings larger than this are freed when they empty. A burst can grow a
+ * connection's ring to hundreds of slots, and keeping that for every
+ * connection after the burst would hold megabytes for nothing; a ring of
+ * this size or less is kept, so steady traffic allocates nothing. */
+#define QUEUE_KEEP_CAPACITY 16
+
 void message_queue_pop(struct message_queue *q)
 {
     struct message *m = q->items[q->head];
@@ -100,6 +106,12 @@ void message_queue_pop(struct message_queue *q)
     q->count--;
     q->bytes -= m->len;
     message_unref(m);
+    if (q->count == 0 && q->capacity > QUEUE_KEEP_CAPACITY) {
+        free(q->items);
+        q->items = NULL;
+        q->capacity = 0;
+        q->head = 0;
+    }
 }
 
 void message_queue_clear(struct message_queue *q)

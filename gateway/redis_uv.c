@@ -5,11 +5,11 @@
 #include <sys/ioctl.h>
 
 /* hiredis reads at most 16 KiB per call. Under load, reading on while
- * the socket has more, up to this many times, hands the after-read hook
- * (the gateway's flush) a larger batch: more frames per writev for each
- * client, at the cost of a FIONREAD per extra read. With little traffic
- * the first read takes everything and nothing changes. */
-#define READS_PER_WAKE 4
+ * the socket has more, up to this many times (256 KiB), hands the
+ * after-read hook (the gateway's flush) a larger batch: more frames per
+ * writev for each client, at the cost of a FIONREAD per extra read. With
+ * little traffic the first read takes everything and nothing changes. */
+#define READS_PER_WAKE 16
 
 /* Returns whether the socket of `context` has unread bytes. */
 static bool bytes_pending(redisAsyncContext *context)
