@@ -16,6 +16,7 @@
 #include "presence.h"
 #include "signature.h"
 #include "store.h"
+#include "text.h"
 #include "users.h"
 
 /* Protocol versions that share the wire format this server speaks. */
@@ -37,23 +38,12 @@
 
 static struct message *pong_frame;
 
-/* Copies client input for an error message, keeping printable ASCII and
- * writing '?' for any other byte, and cuts it at QUOTE_MAX with "...".
- * A browser fails the connection on a message or close reason that is not
- * valid UTF-8, so raw bytes from a percent-decoded path or half a character
- * must never reach one. */
+/* Quotes client input for an error message with text_printable(): a
+ * browser fails the connection on a message or close reason that is not
+ * valid UTF-8, such as raw bytes of a percent-decoded path. */
 static const char *quote_bytes(char out[QUOTE_BUFFER], const char *text, size_t len)
 {
-    size_t n = 0;
-    for (; n < len && n < QUOTE_MAX; n++) {
-        unsigned char c = (unsigned char)text[n];
-        out[n] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    if (n < len) {
-        memcpy(out + n, "...", 3);
-        n += 3;
-    }
-    out[n] = '\0';
+    text_printable(out, QUOTE_BUFFER, text, len, QUOTE_MAX);
     return out;
 }
 

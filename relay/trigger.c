@@ -21,6 +21,7 @@
 #include "envelope.h"
 #include "frame.h"
 #include "keys.h"
+#include "text.h"
 
 /* json-c's own default. Nesting matters only when `data` arrives as an
  * object instead of a string. */
@@ -71,20 +72,7 @@ static const char *json_type_label(const struct json_object *value)
 
 void trigger_printable(char *out, size_t out_len, const char *text, size_t text_len)
 {
-    size_t copied = text_len > TRIGGER_PRINTABLE_MAX ? TRIGGER_PRINTABLE_MAX : text_len;
-    if (copied > out_len - 4)
-        copied = out_len - 4;
-
-    size_t n = 0;
-    for (size_t i = 0; i < copied; i++) {
-        unsigned char c = (unsigned char)text[i];
-        out[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    if (copied < text_len) {
-        memcpy(out + n, "...", 3);
-        n += 3;
-    }
-    out[n] = '\0';
+    text_printable(out, out_len, text, text_len, TRIGGER_PRINTABLE_MAX);
 }
 
 /* Returns the offset of the first byte that is not well-formed UTF-8
