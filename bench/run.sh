@@ -300,7 +300,7 @@ choose_publisher() {
 # 100 bytes for 30 s; two gateways, then two baseline processes. One
 # baseline process writing 100,000 frames/s is near what one core does
 # with one writev per frame, so its loop falls into turns of 100 ms and
-# more; two processes compare like with like.
+# more. Two processes compare like with like.
 scenario_s1() {
   scenario=s1
   start_redis

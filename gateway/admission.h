@@ -31,11 +31,11 @@ int admission_start(void);
  * open-file limit minus the reserve, or 0 to keep libwebsockets' default. */
 unsigned admission_socket_limit(void);
 
-/* Checks a socket just accepted, before libwebsockets creates its wsi:
- * returns false when its TCP peer, unless a trusted proxy, already holds
- * max_connections_per_ip plus a tenth (at least 16) sockets at any stage.
- * This bounds half-open handshakes, which the connection count does not
- * see. libwebsockets then closes the socket without a response. */
+/* Checks a socket just accepted, before libwebsockets creates its wsi.
+ * Returns false when its TCP peer (unless a trusted proxy) already has
+ * max_connections_per_ip plus a tenth, at least 16, sockets at any stage,
+ * and libwebsockets then closes the socket without a response. This bounds
+ * unfinished handshakes, which the connection count does not include. */
 bool admission_socket_accepted(int fd);
 
 /* Counts a socket that libwebsockets created or destroyed, and logs when

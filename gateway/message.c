@@ -93,10 +93,9 @@ struct message *message_queue_peek(const struct message_queue *q)
     return q->count ? q->items[q->head] : NULL;
 }
 
-/* Rings larger than this are freed when they empty. A burst can grow a
- * connection's ring to hundreds of slots, and keeping that for every
- * connection after the burst would hold megabytes for nothing; a ring of
- * this size or less is kept, so steady traffic allocates nothing. */
+/* Rings larger than this are freed when they empty, because a burst can
+ * grow every connection's ring to hundreds of slots. Smaller rings are
+ * kept, so steady traffic allocates nothing. */
 #define QUEUE_KEEP_CAPACITY 16
 
 void message_queue_pop(struct message_queue *q)

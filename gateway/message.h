@@ -54,9 +54,9 @@ void message_unref(struct message *m);
 /* Frees a message that was never queued anywhere (refs still 0). */
 void message_release_if_unused(struct message *m);
 
-/* FIFO ring of message references. It grows by doubling and, up to 16
- * slots, is kept when it empties, so a steady stream of deliveries
- * allocates nothing; a larger ring, grown by a burst, is freed then. A
+/* FIFO ring of message references, grown by doubling. A ring of up to 16
+ * slots is kept when it empties, so a steady stream of deliveries
+ * allocates nothing. A larger one, grown by a burst, is freed then. A
  * connection that only ever got frames written at once never allocates it.
  * `bytes` is the payload still to be written. */
 struct message_queue {

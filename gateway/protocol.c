@@ -101,8 +101,8 @@ void protocol_handle_open(struct connection *conn, const char *path, const char 
         return;
     }
 
-    /* 4100 tells Pusher clients to reconnect after a back-off, which suits
-     * many users behind one NAT address. */
+    /* Pusher clients reconnect after a back-off on 4100, which suits many
+     * users behind one NAT address. */
     if (conn->peer_rejected) {
         snprintf(message, sizeof message,
                  "Over capacity: this gateway accepts %d connections from one IP address",

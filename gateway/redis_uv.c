@@ -4,11 +4,10 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 
-/* hiredis reads at most 16 KiB per call. Under load, reading on while
- * the socket has more, up to this many times (256 KiB), hands the
- * after-read hook (the gateway's flush) a larger batch: more frames per
- * writev for each client, at the cost of a FIONREAD per extra read. With
- * little traffic the first read takes everything and nothing changes. */
+/* hiredis reads at most 16 KiB per call. Under load the adapter reads on,
+ * up to this many times (256 KiB), while FIONREAD shows more bytes. The
+ * after-read hook (the gateway's flush) then sends each client more frames
+ * per writev. With little traffic the first read takes everything. */
 #define READS_PER_WAKE 16
 
 /* Returns whether the socket of `context` has unread bytes. */

@@ -40,11 +40,11 @@
 
 static bool stop_started;
 
-/* liveness.c pings idle clients itself. Without a policy libwebsockets
- * 4.1 applies its own idle check to every connection, a timer that it
- * re-inserts into one sorted list on every frame received, which walks
- * all connections' timers each time: 5 % of a gateway's CPU under the
- * reconnect churn of the S4 benchmark. Zero intervals turn it off. */
+/* liveness.c pings idle clients itself, so libwebsockets' own idle check
+ * is turned off with zero intervals. Without a policy, libwebsockets 4.1
+ * gives every connection an idle timer and re-inserts it into one sorted
+ * list on each frame received, walking all connections' timers. That cost
+ * 5 % of a gateway's CPU in the S4 churn benchmark. */
 static const lws_retry_bo_t no_idle_checks = {
     .secs_since_valid_ping = 0,
     .secs_since_valid_hangup = 0,
@@ -158,8 +158,8 @@ static int writev_queued(struct connection *conn)
 }
 
 /* Writes the frames that connection_queue() queued for `conn`. TLS
- * connections, a pending protocol ping and bytes libwebsockets still
- * holds go through the writable callback instead. */
+ * connections, a pending protocol ping and bytes still buffered in
+ * libwebsockets go through the writable callback instead. */
 static void flush_connection(struct connection *conn)
 {
     struct lws *wsi = conn->wsi;
@@ -170,9 +170,9 @@ static void flush_connection(struct connection *conn)
         return;
     }
 
-    /* Writing on while the socket takes everything costs a writev per
-     * batch; arming the writable callback for the rest would cost two
-     * epoll_ctl calls and a loop turn per connection. On failure
+    /* Each further batch costs one writev, while arming the writable
+     * callback would cost two epoll_ctl calls and a loop turn, so writing
+     * goes on while the socket takes everything. After a failure,
      * libwebsockets finds the broken socket on its own write. */
     int result = 1;
     for (int i = 0; i < WRITEV_BATCHES_PER_CALLBACK && result == 1 && conn->outbound.count; i++)

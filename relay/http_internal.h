@@ -197,7 +197,8 @@ void http_connections_free(struct http_api *api);
 
 /* Makes a failed accept() on api->listener pause the listener briefly and
  * log at most once per interval, instead of libevent's warning per call.
- * Returns 0, or -1 when out of memory or too many servers are watched. */
+ * Returns 0, or -1 when the pause timer cannot be allocated or every slot
+ * of http_listener.c's small server table is in use. */
 int http_listener_watch(struct http_api *api);
 
 /* Stops watching; call it before the listener or the server is freed. */

@@ -113,8 +113,8 @@ void fuzz_gateway_init(const char *config_json)
 /* Frames and close reasons for the connection itself must be valid UTF-8
  * or its browser fails the connection without reading them. libwebsockets
  * lets only valid UTF-8 text frames through, so a message that is not
- * cannot reach the gateway; the handshake's path and query can hold any
- * byte after percent-decoding, so they are always checked. */
+ * valid cannot reach the gateway. The handshake's path and query can
+ * contain any byte after percent-decoding, so they are always checked. */
 static bool own_utf8_expected(void)
 {
     return message_utf8;

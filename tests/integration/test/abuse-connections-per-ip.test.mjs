@@ -1,6 +1,6 @@
 // max_connections_per_ip on one gateway. Connections past the limit from
-// one address get pusher:error 4100 and close code 4100, which Pusher
-// clients answer with a reconnect after a back-off. Other addresses and
+// one address get pusher:error 4100 and close code 4100, after which Pusher
+// clients reconnect with a back-off. Other addresses and
 // the connections already open are unaffected, and a closed connection
 // frees its slot for the next one, which pusher-js then takes on its own.
 // Behind a trusted proxy, the client is the last X-Forwarded-For address.

@@ -4,7 +4,7 @@
 // limit. Each value must be rejected or kept exactly as sent. Input quoted
 // back in an error message or close reason must leave both valid UTF-8,
 // or the client's WebSocket stack fails the connection (1007) instead of
-// reporting the error code that tells a Pusher client what to do.
+// reporting the error code from which a Pusher client decides what to do.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
